@@ -1,0 +1,22 @@
+# The two commands of the README: `make run` (every notebook, smoke preset, through the papermill
+# runner) and `make test`. Both create .venv from requirements.txt on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PRESET ?= smoke
+
+.PHONY: run test lint
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m lstm_nb.run notebooks/*.ipynb --preset $(PRESET)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,102 @@
+"""`RecurrentLayers`: nn.LSTM's interface, parameter names and initialisation for any cell.
+
+A subclass says how one layer runs (`layer_forward`) and, if it needs them, which extra per-layer
+parameters it owns (`extra_parameters`) and how they are initialised (`reset_parameters`).
+Everything else — layouts, initial states, stacking, dropout between layers — lives here once.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RecurrentLayers(nn.Module):
+    """Multi-layer recurrent module with `torch.nn.LSTM`'s call convention.
+
+    forward(input, hx=None) -> output, (h_n, c_n) with input (T, B, I), or (B, T, I) when
+    batch_first, or unbatched (T, I); hx = (h_0, c_0), each (num_layers, B, H).
+    Per layer k the module owns `weight_ih_l{k}` (G·H × I_k), `weight_hh_l{k}` (G·H × H) and, with
+    bias, `bias_ih_l{k}`, `bias_hh_l{k}` (G·H), exactly as nn.LSTM names them (G = `gate_count`).
+    """
+
+    gate_count = 4
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        rows = self.gate_count * hidden_size
+        for k in range(num_layers):
+            layer_input = input_size if k == 0 else hidden_size
+            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(rows, layer_input)))
+            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(rows, hidden_size)))
+            if bias:
+                self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(rows)))
+                self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(rows)))
+            for name, shape in self.extra_parameters(k, layer_input).items():
+                self.register_parameter(f"{name}_l{k}", nn.Parameter(torch.empty(shape)))
+        self.reset_parameters()
+
+    def extra_parameters(self, k, layer_input):
+        """Shapes of a subclass's own per-layer parameters, registered as `<name>_l{k}`."""
+        return {}
+
+    def reset_parameters(self):
+        # nn.LSTM's default: every tensor ~ U(−1/√H, 1/√H).
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def layer_param(self, name, k):
+        return getattr(self, f"{name}_l{k}", None)
+
+    def input_projection(self, k, x):
+        """x W_ihᵀ + b_ih + b_hh for all time steps at once: one GEMM over T·B rows."""
+        bias = self.layer_param("bias_ih", k) + self.layer_param("bias_hh", k) if self.bias else None
+        return F.linear(x, self.layer_param("weight_ih", k), bias)
+
+    def layer_forward(self, k, x, h0, c0):
+        """Run layer k over x (T, B, I_k) from (h0, c0); return output (T, B, H) and (h_T, c_T)."""
+        raise NotImplementedError
+
+    def forward(self, input, hx=None):
+        unbatched = input.dim() == 2
+        if unbatched:
+            input = input.unsqueeze(1)
+            hx = None if hx is None else tuple(s.unsqueeze(1) for s in hx)
+        elif self.batch_first:
+            input = input.transpose(0, 1)
+        if input.dim() != 3 or input.shape[-1] != self.input_size:
+            raise ValueError(f"expected input (T, B, {self.input_size}), got {tuple(input.shape)}")
+        batch = input.shape[1]
+        if hx is None:
+            zeros = input.new_zeros(self.num_layers, batch, self.hidden_size)
+            hx = (zeros, zeros)
+        h0, c0 = hx
+        x, h_n, c_n = input, [], []
+        for k in range(self.num_layers):
+            x, (h, c) = self.layer_forward(k, x, h0[k], c0[k])
+            h_n.append(h)
+            c_n.append(c)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        h_n, c_n = torch.stack(h_n), torch.stack(c_n)
+        if unbatched:
+            return x.squeeze(1), (h_n.squeeze(1), c_n.squeeze(1))
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        return x, (h_n, c_n)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        return s

@@ -1,0 +1,94 @@
+"""Execute notebooks headlessly with papermill: `python -m lstm_nb.run NOTEBOOK... [--preset P] [-p KEY VALUE]...`
+
+Each notebook runs in a kernel of this Python environment, from the repository root; the executed
+copy goes to run/notebooks/<name>-<preset>.ipynb. One summary line per notebook; the exit status is
+non-zero when any notebook fails, and the failing cell's error is printed.
+"""
+
+import argparse
+import ast
+import os
+import sys
+import time
+from pathlib import Path
+
+import papermill
+
+from . import paths, presets
+
+
+def parse_value(text):
+    """A Python literal when it parses as one (3, 0.5, None, [1, 2]), otherwise the string itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def check_parameters(notebook, parameters):
+    """Reject parameters the notebook's `parameters` cell does not declare, and unknown presets."""
+    try:
+        declared = papermill.inspect_notebook(str(notebook))
+    except ValueError as e:  # e.g. no kernelspec in its metadata
+        raise SystemExit(f"{notebook}: cannot read its parameters cell: {e}") from e
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise SystemExit(
+            f"{notebook}: no parameter(s) {', '.join(unknown)}; it declares {', '.join(sorted(declared)) or 'none'}"
+        )
+    known = presets.PRESETS.get(notebook.stem)
+    if "preset" in parameters and known is not None and parameters["preset"] not in known:
+        raise SystemExit(
+            f"{notebook}: unknown preset {parameters['preset']!r}; choose one of {', '.join(sorted(known))}"
+        )
+
+
+def execute(notebook, parameters, out_dir):
+    """Run one notebook; return (ok, seconds, output path, error text)."""
+    preset = parameters.get("preset", "default")
+    output = out_dir / f"{notebook.stem}-{preset}.ipynb"
+    # Prefer this environment's kernelspec over a user-wide `python3` pointing at another Python.
+    os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+    start = time.time()
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=parameters, kernel_name="python3", language="python",
+            cwd=str(paths.repo_root()), progress_bar=False, log_output=False,
+        )
+    except papermill.PapermillExecutionError as e:
+        return False, time.time() - start, output, f"cell {e.exec_count}: {e.ename}: {e.evalue}"
+    except Exception as e:  # noqa: BLE001 — any failure (kernel did not start, bad notebook) is reported, not raised
+        return False, time.time() - start, output, f"{type(e).__name__}: {e}"
+    return True, time.time() - start, output, ""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lstm_nb.run", description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--preset", help="preset name (smoke, cpu, paper); the notebook's default if absent")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    args = parser.parse_args(argv)
+
+    parameters = {k: parse_value(v) for k, v in args.parameter}
+    if args.preset:
+        parameters["preset"] = args.preset
+    for notebook in args.notebooks:
+        if not notebook.is_file():
+            raise SystemExit(f"no such notebook: {notebook}")
+        check_parameters(notebook, parameters)
+
+    out_dir = paths.run_dir("notebooks")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for notebook in args.notebooks:
+        ok, seconds, output, error = execute(notebook.resolve(), parameters, out_dir)
+        status = "ok    " if ok else "FAILED"
+        print(f"{status} {notebook}  preset={parameters.get('preset', 'default')}  {seconds:.1f}s  -> {output}", flush=True)
+        if not ok:
+            failures += 1
+            print(f"       {error}", file=sys.stderr, flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

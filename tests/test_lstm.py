@@ -1,0 +1,84 @@
+"""The from-scratch LSTM computes exactly what torch.nn.LSTM computes: outputs, states, gradients."""
+
+import pytest
+import torch
+from torch import nn
+
+from lstm_nb import cells
+from lstm_nb.recurrence import _LSTMFunction
+
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+def _pair(dtype, num_layers, batch_first, engine, input_size=5, hidden_size=7):
+    torch.manual_seed(0)
+    ref = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=batch_first).to(dtype)
+    ours = cells.build("lstm", input_size, hidden_size, num_layers=num_layers, batch_first=batch_first,
+                       engine=engine).to(dtype)
+    ours.load_state_dict(ref.state_dict())  # same names and shapes as nn.LSTM
+    return ref, ours
+
+
+def _run(module, x, state, weights):
+    out, (h, c) = module(x, state)
+    loss = (out * weights[0]).sum() + (h * weights[1]).sum() + (c * weights[2]).sum()
+    inputs = [x] + ([s for s in state] if state else []) + list(module.parameters())
+    return (out, h, c), torch.autograd.grad(loss, inputs)
+
+
+@pytest.mark.parametrize("engine", ["fused", "autograd"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("num_layers,batch_first,with_state", [
+    (1, False, False), (1, False, True), (3, False, True), (2, True, False), (2, True, True),
+])
+def test_matches_nn_lstm(engine, dtype, num_layers, batch_first, with_state):
+    ref, ours = _pair(dtype, num_layers, batch_first, engine)
+    T, B = 11, 4
+    x = torch.randn((B, T, 5) if batch_first else (T, B, 5), dtype=dtype, requires_grad=True)
+    state = None
+    if with_state:
+        state = tuple(torch.randn(num_layers, B, 7, dtype=dtype, requires_grad=True) for _ in range(2))
+    out_shape = (B, T, 7) if batch_first else (T, B, 7)
+    weights = [torch.randn(out_shape, dtype=dtype), torch.randn(num_layers, B, 7, dtype=dtype),
+               torch.randn(num_layers, B, 7, dtype=dtype)]
+    values_ref, grads_ref = _run(ref, x, state, weights)
+    values, grads = _run(ours, x, state, weights)
+    tol = TOLERANCE[dtype]
+    for a, b in zip(values, values_ref):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, atol=tol, rtol=0)
+    assert len(grads) == len(grads_ref)
+    for a, b in zip(grads, grads_ref):
+        torch.testing.assert_close(a, b, atol=tol, rtol=0)
+
+
+def test_parameter_names_and_shapes_are_nn_lstm_s():
+    ref = nn.LSTM(3, 4, num_layers=2)
+    ours = cells.build("lstm", 3, 4, num_layers=2)
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == [(n, p.shape) for n, p in ref.named_parameters()]
+
+
+def test_unbatched_input_like_nn_lstm():
+    ref, ours = _pair(torch.float64, 2, False, "fused")
+    x = torch.randn(6, 5, dtype=torch.float64)
+    out_ref, (h_ref, _) = ref(x)
+    out, (h, _) = ours(x)
+    torch.testing.assert_close(out, out_ref)
+    torch.testing.assert_close(h, h_ref)
+
+
+def test_fused_backward_passes_gradcheck():
+    torch.manual_seed(0)
+    T, B, H = 4, 2, 3
+    args = (torch.randn(T, B, 4 * H), torch.randn(B, H), torch.randn(B, H), torch.randn(4 * H, H))
+    args = tuple(a.double().requires_grad_() for a in args)
+    assert torch.autograd.gradcheck(_LSTMFunction.apply, args)
+
+
+def test_registry():
+    assert {"lstm", "nn.LSTM"} <= set(cells.available())
+    assert isinstance(cells.build("nn.LSTM", 3, 4, batch_first=True), nn.LSTM)
+    with pytest.raises(ValueError, match="unknown cell 'nope'.*available"):
+        cells.build("nope", 3, 4)
+    with pytest.raises(ValueError, match="does not accept"):
+        cells.build("lstm", 3, 4, rounds=5)

@@ -1,0 +1,150 @@
+"""The training loop: per-epoch metrics and checkpoints, exact resume, and failure modes."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lstm_nb import checkpoints, plots, train
+
+METRIC_KEYS = {"epoch", "training_epochs", "best_epoch", "training_loss", "validation_loss",
+               "best_validation_loss", "training_duration", "peak_cpu_memory_MB",
+               "training_perplexity", "validation_perplexity"}
+LOSS_KEYS = ["training_loss", "validation_loss", "best_validation_loss", "best_epoch"]
+
+
+def tiny_ptb(epochs=3, **changes):
+    cfg = {
+        "experiment": "tiny", "model_name": "lstm", "epochs": epochs, "seed": 7, "keep_last": 2,
+        "data": {"corpus": "ptb", "batch_size": 8, "bptt": 20, "fraction": 0.02},
+        "model": {"embedding_size": 32, "hidden_size": 32, "num_layers": 2, "inter_layer_dropout": 0.2},
+        "optimizer": {"name": "Adam", "lr": 3e-3},
+    }
+    cfg.update(changes)
+    return cfg
+
+
+def test_short_run_writes_metrics_checkpoints_and_summary(home):
+    summary = train.train(tiny_ptb(epochs=3))
+    folder = home / "run" / "tiny" / "lstm"
+    for epoch in (1, 2, 3):
+        metrics = json.loads((folder / f"metrics_epoch_{epoch}.json").read_text())
+        assert METRIC_KEYS <= set(metrics)
+        assert metrics["epoch"] == epoch
+        assert math.isclose(metrics["validation_perplexity"], math.exp(metrics["validation_loss"]))
+    assert [p.name for p in checkpoints.epoch_checkpoints(folder)] == ["checkpoint_epoch_2.pt", "checkpoint_epoch_3.pt"]
+    assert (folder / "best.pt").exists()
+    described = json.loads((folder / "config.json").read_text())
+    assert described["config"]["model"]["hidden_size"] == 32
+    assert {"seed", "versions", "git_commit", "parameters"} <= set(described)
+    assert described["versions"]["torch"] == torch.__version__
+    assert summary["test_perplexity"] < 10_000 / 2  # learned something: far below uniform over PTB's vocabulary
+    assert summary["epochs_trained"] == 3
+    frame = plots.metrics_frame(home / "run" / "tiny")
+    assert list(frame["epoch"]) == [1, 2, 3]
+    plots.plot_curves(frame, name="tiny_smoke")
+    assert (home / "figures" / "tiny_smoke.png").stat().st_size > 1000
+    # running it again returns the finished summary instead of training again
+    again = train.train(tiny_ptb(epochs=3))
+    assert again == summary
+
+
+def test_best_checkpoint_holds_the_best_epoch(home):
+    train.train(tiny_ptb(epochs=2))
+    folder = home / "run" / "tiny" / "lstm"
+    best = checkpoints.load(folder / "best.pt")
+    metrics = json.loads((folder / "metrics_epoch_2.json").read_text())
+    assert best["epoch"] == metrics["best_epoch"]
+
+
+def _start(config_path, env):
+    return subprocess.Popen([sys.executable, "-m", "lstm_nb.train", str(config_path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(tiny_ptb(epochs=4, data={"corpus": "ptb", "batch_size": 8, "bptt": 20,
+                                                          "fraction": 0.05})))
+    base_env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # uninterrupted
+    straight = {**base_env, "LSTM_NB_HOME": str(tmp_path / "straight")}
+    assert subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=straight,
+                          capture_output=True, check=False).returncode == 0
+    # killed with SIGKILL while training epoch 2, then run again
+    killed = {**base_env, "LSTM_NB_HOME": str(tmp_path / "killed")}
+    folder = tmp_path / "killed" / "run" / "tiny" / "lstm"
+    proc = _start(config, killed)
+    deadline = time.time() + 300
+    while not (folder / "checkpoint_epoch_1.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (folder / "metrics_epoch_4.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed,
+                             capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    for epoch in range(1, 5):
+        a = json.loads((tmp_path / "straight/run/tiny/lstm" / f"metrics_epoch_{epoch}.json").read_text())
+        b = json.loads((folder / f"metrics_epoch_{epoch}.json").read_text())
+        assert {k: a[k] for k in LOSS_KEYS} == {k: b[k] for k in LOSS_KEYS}, f"epoch {epoch}"
+    a = json.loads((tmp_path / "straight/run/tiny/lstm/metrics.json").read_text())
+    b = json.loads((folder / "metrics.json").read_text())
+    assert a["test_loss"] == b["test_loss"]
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(home, monkeypatch):
+    real_epoch = train.train_epoch
+
+    def poisoned(model, data, optimizer, cfg, epoch, device):
+        if epoch == 2:
+            with torch.no_grad():
+                model.decoder.bias.fill_(float("nan"))
+        return real_epoch(model, data, optimizer, cfg, epoch, device)
+
+    monkeypatch.setattr(train, "train_epoch", poisoned)
+    with pytest.raises(train.NonFiniteLossError, match="epoch 2"):
+        train.train(tiny_ptb(epochs=3))
+    folder = home / "run" / "tiny" / "lstm"
+    assert not (folder / "metrics_epoch_2.json").exists()
+    good = checkpoints.load(folder / "checkpoint_epoch_1.pt")
+    assert all(torch.isfinite(t).all() for t in good["model"].values())
+
+
+def test_truncated_checkpoint_gives_a_clear_error(home):
+    train.train(tiny_ptb(epochs=2))
+    folder = home / "run" / "tiny" / "lstm"
+    (folder / "metrics.json").unlink()  # pretend the run stopped after epoch 2
+    last = folder / "checkpoint_epoch_2.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.raises(checkpoints.CheckpointError, match="checkpoint_epoch_2.pt.*checkpoint_epoch_1.pt"):
+        train.train(tiny_ptb(epochs=2))
+    last.unlink()  # as the message says: delete it and resume from the older one
+    assert train.train(tiny_ptb(epochs=2))["epochs_trained"] == 2
+
+
+def test_changed_configuration_in_an_existing_run_is_refused(home):
+    train.train(tiny_ptb(epochs=1))
+    with pytest.raises(ValueError, match="different configuration.*optimizer"):
+        train.train(tiny_ptb(epochs=1, optimizer={"name": "Adam", "lr": 1e-2}))
+
+
+def test_unknown_configuration_keys_are_refused():
+    with pytest.raises(KeyError, match="unknown config key 'epoch'"):
+        train.make_config({"epoch": 3})
+    with pytest.raises(KeyError, match="config.model"):
+        train.make_config({"model": {"hidden": 3}})
+
+
+def test_early_stopping_with_patience(home):
+    # lr 0 cannot improve after epoch 1: patience 1 stops after epoch 2
+    summary = train.train(tiny_ptb(epochs=5, patience=1, optimizer={"name": "SGD", "lr": 0.0}))
+    assert summary["stopped_early"] and summary["epochs_trained"] == 2 and summary["best_epoch"] == 1
