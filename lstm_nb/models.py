@@ -5,25 +5,29 @@ is its own 1-layer module so that dropout can sit between layers and the decoder
 last layer or, as in the official Mogrifier code, the sum of every layer's output.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import cells
+from .cells.dropout import embedding_dropout, locked_dropout
 
 
 class LanguageModel(nn.Module):
     """Next-token model over a vocabulary of `vocab_size`.
 
     With `tie_weights` the decoder reuses the embedding matrix; the last layer's size is then the
-    embedding size (as in AWD-LSTM), the others `hidden_size`. Dropouts (ordinary, fresh mask per
-    step): `input_dropout` on the embeddings, `inter_layer_dropout` between layers, `dropout` on what
-    the decoder reads.
+    embedding size (as in AWD-LSTM), the others `hidden_size`. Dropouts: `embedding_dropout` drops
+    whole word types; `input_dropout` on the embeddings, `inter_layer_dropout` between layers and
+    `dropout` on what the decoder reads are ordinary (a fresh mask per step), or locked (one mask per
+    sequence, AWD-LSTM's variational dropout) with `locked_dropout=True`.
     """
 
     def __init__(self, vocab_size, embedding_size, hidden_size, num_layers=1, cell="lstm", cell_options=None,
                  tie_weights=False, sum_layer_outputs=False, dropout=0.0, input_dropout=0.0,
-                 inter_layer_dropout=0.0):
+                 inter_layer_dropout=0.0, embedding_dropout=0.0, locked_dropout=False):
         super().__init__()
         sizes = [hidden_size] * num_layers
         if tie_weights:
@@ -38,6 +42,7 @@ class LanguageModel(nn.Module):
         self.decoder = nn.Linear(sizes[-1], vocab_size)
         self.sum_layer_outputs = sum_layer_outputs
         self.dropout, self.input_dropout, self.inter_layer_dropout = dropout, input_dropout, inter_layer_dropout
+        self.embedding_dropout, self.locked_dropout = embedding_dropout, locked_dropout
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         nn.init.zeros_(self.decoder.bias)
         if tie_weights:
@@ -45,18 +50,64 @@ class LanguageModel(nn.Module):
 
     def forward(self, tokens, state=None):
         """tokens (T, B) → logits (T, B, V) and the new per-layer state list."""
-        x = F.dropout(self.embedding(tokens), self.input_dropout, self.training)
+        x = embedding_dropout(self.embedding.weight, tokens, self.embedding_dropout, self.training)
+        x = self.drop(x, self.input_dropout)
         state = state or [None] * len(self.layers)
         new_state, total = [], 0
         for k, layer in enumerate(self.layers):
             if k > 0:
-                x = F.dropout(x, self.inter_layer_dropout, self.training)
+                x = self.drop(x, self.inter_layer_dropout)
             x, s = layer(x, state[k])
             new_state.append(s)
             if self.sum_layer_outputs:
                 total = total + x
         out = total if self.sum_layer_outputs else x
-        return self.decoder(F.dropout(out, self.dropout, self.training)), new_state
+        return self.decoder(self.drop(out, self.dropout)), new_state
+
+    def drop(self, x, p):
+        if self.locked_dropout:
+            return locked_dropout(x, p, self.training)
+        return F.dropout(x, p, self.training)
+
+
+class TransformerLanguageModel(nn.Module):
+    """Causal Transformer-encoder language model, the baseline the PTB/WikiText-2 Mogrifier repository
+    compares against: embedding × √d + sinusoidal positions → causal encoder layers → decoder tied to
+    the embedding. It carries no state across BPTT windows (each window is read on its own)."""
+
+    def __init__(self, vocab_size, embedding_size, hidden_size, num_layers=2, num_heads=2, dropout=0.1,
+                 max_length=1024):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_size)
+        position = torch.arange(max_length).unsqueeze(1)
+        freq = torch.exp(torch.arange(0, embedding_size, 2) * (-math.log(10000.0) / embedding_size))
+        pe = torch.zeros(max_length, 1, embedding_size)
+        pe[:, 0, 0::2], pe[:, 0, 1::2] = torch.sin(position * freq), torch.cos(position * freq)
+        self.register_buffer("positions", pe, persistent=False)
+        layer = nn.TransformerEncoderLayer(embedding_size, num_heads, hidden_size, dropout)
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.dropout = nn.Dropout(dropout)
+        self.decoder = nn.Linear(embedding_size, vocab_size)
+        self.decoder.weight = self.embedding.weight
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+
+    def forward(self, tokens, state=None):
+        T = tokens.shape[0]
+        x = self.embedding(tokens) * math.sqrt(self.embedding.embedding_dim) + self.positions[:T]
+        mask = nn.Transformer.generate_square_subsequent_mask(T, device=tokens.device)
+        return self.decoder(self.encoder(self.dropout(x), mask=mask, is_causal=True)), None
+
+
+def build(vocab_size, architecture="rnn", **options):
+    """The language model of a config's `model` section: `architecture` "rnn" or "transformer"."""
+    classes = {"rnn": LanguageModel, "transformer": TransformerLanguageModel}
+    if architecture not in classes:
+        raise ValueError(f"unknown architecture {architecture!r}; use 'rnn' or 'transformer'")
+    try:
+        return classes[architecture](vocab_size, **options)
+    except TypeError as e:
+        raise ValueError(f"bad option for the {architecture} language model: {e}") from e
 
 
 def detach_state(state):

@@ -37,9 +37,8 @@ DEFAULTS = {
     "model_name": "lstm",
     "data": {"corpus": "ptb", "batch_size": 20, "bptt": 35, "eval_batch_size": 10, "instance_length": 500,
              "fraction": 1.0, "seed": 0},
-    "model": {"embedding_size": 200, "hidden_size": 200, "num_layers": 1, "cell": "lstm", "cell_options": {},
-              "tie_weights": False, "sum_layer_outputs": False, "dropout": 0.0, "input_dropout": 0.0,
-              "inter_layer_dropout": 0.0},
+    # passed to lstm_nb.models.build: "architecture" ("rnn" or "transformer") and that model's options
+    "model": {"architecture": "rnn", "embedding_size": 200, "hidden_size": 200},
     "epochs": 10,
     "patience": None,  # epochs without validation improvement before stopping; None = never
     "seed": 1,
@@ -49,7 +48,7 @@ DEFAULTS = {
     "keep_last": 3,  # epoch checkpoints kept
     "device": "auto",
 }
-OPEN_SECTIONS = {"optimizer", "scheduler", "cell_options"}  # free-form: passed to torch / the cell
+OPEN_SECTIONS = {"model", "optimizer", "scheduler"}  # free-form: checked by the model / torch
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -209,7 +208,7 @@ def run_folder(cfg, run_root=None):
 
 
 def build_model(cfg, vocab_size):
-    return models.LanguageModel(vocab_size, **cfg["model"])
+    return models.build(vocab_size, **cfg["model"])
 
 
 def train(config, run_root=None):

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from lstm_nb import checkpoints, plots, train
+from lstm_nb import checkpoints, models, plots, train
 
 METRIC_KEYS = {"epoch", "training_epochs", "best_epoch", "training_loss", "validation_loss",
                "best_validation_loss", "training_duration", "peak_cpu_memory_MB",
@@ -140,8 +140,10 @@ def test_changed_configuration_in_an_existing_run_is_refused(home):
 def test_unknown_configuration_keys_are_refused():
     with pytest.raises(KeyError, match="unknown config key 'epoch'"):
         train.make_config({"epoch": 3})
-    with pytest.raises(KeyError, match="config.model"):
-        train.make_config({"model": {"hidden": 3}})
+    with pytest.raises(KeyError, match="config.data"):
+        train.make_config({"data": {"corpus_name": "ptb"}})
+    with pytest.raises(ValueError, match="bad option for the rnn language model.*hidden"):
+        models.build(100, embedding_size=8, hidden=8)
 
 
 def test_early_stopping_with_patience(home):

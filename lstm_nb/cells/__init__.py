@@ -9,20 +9,39 @@
 
 from torch import nn
 
+from .dropout import GalLSTM, MoonLSTM, SemeniutaLSTM, WeightDropLSTM, ZoneoutLSTM
+from .gating import ONLSTM, RLSTM, ULSTM, URLSTM, ChronoLSTM, ForgetBiasLSTM
+from .layernorm import LayerNormGalLSTM, LayerNormLSTM, LayerNormMoonLSTM, LayerNormSemeniutaLSTM
 from .lstm import LSTM
+from .mogrifier import MogrifierLSTM, SharedMogrifierLSTM
 
 _REGISTRY = {
-    "lstm": LSTM,
+    # baselines
+    "lstm": LSTM,  # from scratch, exactly nn.LSTM
     "nn.LSTM": nn.LSTM,
+    "nn.GRU": nn.GRU,
+    # Mogrifier LSTM (Melis et al. 2020)
+    "mogrifier": MogrifierLSTM,
+    "mogrifier_shared_qr": SharedMogrifierLSTM,  # the original public notebook's variant, not the paper's
+    # gating (Gu et al. 2020) and its baselines
+    "forget_bias_lstm": ForgetBiasLSTM,
+    "chrono_lstm": ChronoLSTM,
+    "u_lstm": ULSTM,
+    "r_lstm": RLSTM,
+    "ur_lstm": URLSTM,
+    "on_lstm": ONLSTM,
+    # recurrent dropout
+    "gal_lstm": GalLSTM,
+    "moon_lstm": MoonLSTM,
+    "semeniuta_lstm": SemeniutaLSTM,
+    "zoneout_lstm": ZoneoutLSTM,
+    "weight_drop_lstm": WeightDropLSTM,
+    # layer normalisation (Ba et al. 2016)
+    "layernorm_lstm": LayerNormLSTM,
+    "layernorm_gal_lstm": LayerNormGalLSTM,
+    "layernorm_moon_lstm": LayerNormMoonLSTM,
+    "layernorm_semeniuta_lstm": LayerNormSemeniutaLSTM,
 }
-
-
-def register(name, cls):
-    """Add a layer class under `name` (used by the variant modules)."""
-    if name in _REGISTRY:
-        raise ValueError(f"a cell named {name!r} is already registered")
-    _REGISTRY[name] = cls
-    return cls
 
 
 def available():

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..recurrence import recurrence
+
 
 class RecurrentLayers(nn.Module):
     """Multi-layer recurrent module with `torch.nn.LSTM`'s call convention.
@@ -31,9 +33,9 @@ class RecurrentLayers(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
-        rows = self.gate_count * hidden_size
+        rows = self.gate_rows()
         for k in range(num_layers):
-            layer_input = input_size if k == 0 else hidden_size
+            layer_input = self.layer_input_size(k)
             self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(rows, layer_input)))
             self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(rows, hidden_size)))
             if bias:
@@ -42,6 +44,10 @@ class RecurrentLayers(nn.Module):
             for name, shape in self.extra_parameters(k, layer_input).items():
                 self.register_parameter(f"{name}_l{k}", nn.Parameter(torch.empty(shape)))
         self.reset_parameters()
+
+    def gate_rows(self):
+        """Rows of W_ih, W_hh and the biases: G·H for a cell with G gate blocks."""
+        return self.gate_count * self.hidden_size
 
     def extra_parameters(self, k, layer_input):
         """Shapes of a subclass's own per-layer parameters, registered as `<name>_l{k}`."""
@@ -52,6 +58,9 @@ class RecurrentLayers(nn.Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
+
+    def layer_input_size(self, k):
+        return self.input_size if k == 0 else self.hidden_size
 
     def layer_param(self, name, k):
         return getattr(self, f"{name}_l{k}", None)
@@ -100,3 +109,48 @@ class RecurrentLayers(nn.Module):
         if self.dropout:
             s += f", dropout={self.dropout}"
         return s
+
+
+class PointwiseLayers(RecurrentLayers):
+    """Layers whose step is pointwise over the two projections; they run on `recurrence`.
+
+    A subclass writes `step(xw_t, hw_t, h_{t-1}, c_{t-1}, *extras_t, *params) -> (h_t, c_t)` and, when it
+    needs them, `step_params(k)` (tensors the step differentiates) and `step_extras(k, x)` (random masks,
+    one (T, B, ·) tensor each, sampled once per forward).
+    """
+
+    def __init__(self, *args, engine="fused", **kwargs):
+        if engine not in ("fused", "autograd"):
+            raise ValueError(f"unknown engine {engine!r}; use 'fused' or 'autograd'")
+        self.engine = engine
+        super().__init__(*args, **kwargs)
+
+    def step(self, xw, hw, h, c, *extras_and_params):
+        raise NotImplementedError
+
+    def step_params(self, k):
+        return []
+
+    def step_extras(self, k, x):
+        return []
+
+    def layer_forward(self, k, x, h0, c0):
+        return recurrence(self.step, self.input_projection(k, x), h0, c0, self.layer_param("weight_hh", k),
+                          params=self.step_params(k), extras=self.step_extras(k, x), engine=self.engine)
+
+
+def lstm_gates(z):
+    """nn.LSTM's gate activations on pre-activations z = [i, f, g, o]: σ(i), σ(f), tanh(g), σ(o)."""
+    i, f, g, o = z.chunk(4, -1)
+    return torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+
+
+def set_forget_bias(layers, k, values):
+    """Make layer k's effective forget bias exactly `values`: the b_ih slice holds it, the b_hh slice 0
+    (nn.LSTM adds both vectors, so setting both would double it)."""
+    if not layers.bias:
+        raise ValueError("a forget-gate initialisation needs bias=True")
+    H = layers.hidden_size
+    with torch.no_grad():
+        layers.layer_param("bias_ih", k)[H:2 * H] = values
+        layers.layer_param("bias_hh", k)[H:2 * H] = 0.0

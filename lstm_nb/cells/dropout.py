@@ -1,0 +1,172 @@
+"""Recurrent dropout, as each paper defines it. Masks are inverted (kept units scaled by 1/(1 − p)),
+drawn per example, and multiply inside autograd, so gradients are masked where values are; in eval
+mode every cell is the deterministic LSTM (zoneout: its expectation).
+
+- Gal & Ghahramani 2016 (`GalLSTM`): one mask on x_t and one on h_{t-1} where it feeds the gates,
+  per example, fixed across the sequence (the "tied" variant: one mask for all four gates).
+- Moon et al. 2015, RNNDrop (`MoonLSTM`): c_t = m ⊙ (f ⊙ c_{t-1} + i ⊙ g), m per sequence.
+- Semeniuta et al. 2016 (`SemeniutaLSTM`): c_t = f ⊙ c_{t-1} + i ⊙ (m_t ⊙ g), m_t fresh each step.
+- Zoneout, Krueger et al. 2017 (`ZoneoutLSTM`): c_t = d^c ⊙ c_{t-1} + (1 − d^c) ⊙ c̃_t and likewise h,
+  d ~ Bernoulli(z) each step; at test time d is replaced by its mean z.
+- Weight drop / DropConnect, Merity et al. 2018 (`WeightDropLSTM`): W_hh dropped element-wise once per
+  forward (shared by every step and sequence); the gradient reaches the raw weight.
+- `locked_dropout` (between layers) and `embedding_dropout` (whole word types), for the models.
+
+A mask is drawn once per forward call: in a language model, once per BPTT window.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from ..recurrence import lstm_recurrence, recurrence
+from .base import PointwiseLayers, lstm_gates
+from .lstm import LSTM
+
+
+def dropout_mask(shape, p, like):
+    """Bernoulli(1 − p) / (1 − p) of `shape`, on `like`'s device and dtype."""
+    return like.new_empty(shape).bernoulli_(1 - p).div_(1 - p)
+
+
+def locked_dropout(x, p, training):
+    """Variational dropout on a sequence x (T, B, F): one mask per example and feature, shared by all steps."""
+    if not training or p == 0:
+        return x
+    return x * dropout_mask((1, *x.shape[1:]), p, x)
+
+
+def embedding_dropout(weight, tokens, p, training):
+    """Drop whole word types: rows of the embedding matrix, one mask per forward call."""
+    if training and p:
+        weight = weight * dropout_mask((weight.shape[0], 1), p, weight)
+    return F.embedding(tokens, weight)
+
+
+def _check_p(**rates):
+    for name, p in rates.items():
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {p}")
+
+
+def sequence_mask(x, hidden_size, p):
+    """Moon: one (B, H) mask per sequence, as a (T, B, H) view (every step sees the same mask)."""
+    return dropout_mask((x.shape[1], hidden_size), p, x).expand(x.shape[0], -1, -1)
+
+
+def step_masks(x, hidden_size, p):
+    """Semeniuta: a fresh (B, H) mask at every step, (T, B, H)."""
+    return dropout_mask((x.shape[0], x.shape[1], hidden_size), p, x)
+
+
+def gal_masks(layers, k, x, input_dropout, recurrent_dropout):
+    """Gal's masks for layer k: x masked per example (fixed over time), and the (B, H) mask on h."""
+    if not layers.training:
+        return x, None
+    if input_dropout:
+        x = x * dropout_mask((1, x.shape[1], x.shape[2]), input_dropout, x)
+    h_mask = dropout_mask((x.shape[1], layers.hidden_size), recurrent_dropout, x) if recurrent_dropout else None
+    return x, h_mask
+
+
+class GalLSTM(LSTM):
+    """Variational LSTM (Gal & Ghahramani 2016): masks on x_t and on h_{t-1} feeding the gates."""
+
+    def __init__(self, *args, input_dropout=0.25, recurrent_dropout=0.25, **kwargs):
+        _check_p(input_dropout=input_dropout, recurrent_dropout=recurrent_dropout)
+        self.input_dropout, self.recurrent_dropout = input_dropout, recurrent_dropout
+        super().__init__(*args, **kwargs)
+
+    def layer_forward(self, k, x, h0, c0):
+        x, h_mask = gal_masks(self, k, x, self.input_dropout, self.recurrent_dropout)
+        return lstm_recurrence(self.input_projection(k, x), h0, c0, self.layer_param("weight_hh", k),
+                               self.engine, h_mask=h_mask)
+
+
+class WeightDropLSTM(LSTM):
+    """LSTM with DropConnect on W_hh (AWD-LSTM's weight drop): one mask per forward call."""
+
+    def __init__(self, *args, weight_drop=0.5, **kwargs):
+        _check_p(weight_drop=weight_drop)
+        self.weight_drop = weight_drop
+        super().__init__(*args, **kwargs)
+
+    def layer_forward(self, k, x, h0, c0):
+        w_hh = F.dropout(self.layer_param("weight_hh", k), self.weight_drop, self.training)
+        return lstm_recurrence(self.input_projection(k, x), h0, c0, w_hh, self.engine)
+
+
+class MaskedLSTM(PointwiseLayers):
+    """An LSTM whose step takes random masks (`masks`); without masks (eval, p = 0) it is the LSTM."""
+
+    def masks(self, k, x):
+        raise NotImplementedError
+
+    def layer_forward(self, k, x, h0, c0):
+        xw, w_hh = self.input_projection(k, x), self.layer_param("weight_hh", k)
+        masks = self.masks(k, x)
+        if not masks:
+            return lstm_recurrence(xw, h0, c0, w_hh, self.engine)
+        return recurrence(self.step, xw, h0, c0, w_hh, extras=masks, engine=self.engine)
+
+
+class MoonLSTM(MaskedLSTM):
+    """RNNDrop (Moon et al. 2015): one mask per sequence on the memory cell, carried forward."""
+
+    def __init__(self, *args, recurrent_dropout=0.25, **kwargs):
+        _check_p(recurrent_dropout=recurrent_dropout)
+        self.recurrent_dropout = recurrent_dropout
+        super().__init__(*args, **kwargs)
+
+    def masks(self, k, x):
+        if not (self.training and self.recurrent_dropout):
+            return []
+        return [sequence_mask(x, self.hidden_size, self.recurrent_dropout)]
+
+    def step(self, xw, hw, h, c, mask):
+        i, f, g, o = lstm_gates(xw + hw)
+        c = mask * (f * c + i * g)
+        return o * torch.tanh(c), c
+
+
+class SemeniutaLSTM(MaskedLSTM):
+    """Recurrent dropout without memory loss (Semeniuta et al. 2016): dropout on the candidate g only,
+    a fresh mask every step, so stored memory is never erased."""
+
+    def __init__(self, *args, recurrent_dropout=0.25, **kwargs):
+        _check_p(recurrent_dropout=recurrent_dropout)
+        self.recurrent_dropout = recurrent_dropout
+        super().__init__(*args, **kwargs)
+
+    def masks(self, k, x):
+        if not (self.training and self.recurrent_dropout):
+            return []
+        return [step_masks(x, self.hidden_size, self.recurrent_dropout)]
+
+    def step(self, xw, hw, h, c, mask):
+        i, f, g, o = lstm_gates(xw + hw)
+        c = f * c + i * (mask * g)
+        return o * torch.tanh(c), c
+
+
+class ZoneoutLSTM(MaskedLSTM):
+    """Zoneout (Krueger et al. 2017): each unit of c and h keeps its previous value with probability
+    zoneout_cell / zoneout_hidden, per example and step; at test time the mixture is its mean."""
+
+    def __init__(self, *args, zoneout_cell=0.5, zoneout_hidden=0.05, **kwargs):
+        _check_p(zoneout_cell=zoneout_cell, zoneout_hidden=zoneout_hidden)
+        self.zoneout_cell, self.zoneout_hidden = zoneout_cell, zoneout_hidden
+        super().__init__(*args, **kwargs)
+
+    def masks(self, k, x):
+        if not (self.zoneout_cell or self.zoneout_hidden):
+            return []
+        shape = (x.shape[0], x.shape[1], self.hidden_size)
+        if self.training:
+            return [x.new_empty(shape).bernoulli_(z) for z in (self.zoneout_cell, self.zoneout_hidden)]
+        return [x.new_full((1, 1, 1), z).expand(shape) for z in (self.zoneout_cell, self.zoneout_hidden)]
+
+    def step(self, xw, hw, h, c, keep_c, keep_h):
+        i, f, g, o = lstm_gates(xw + hw)
+        c_new = f * c + i * g
+        h_new = o * torch.tanh(c_new)
+        return keep_h * h + (1 - keep_h) * h_new, keep_c * c + (1 - keep_c) * c_new

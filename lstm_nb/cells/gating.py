@@ -1,0 +1,156 @@
+"""Gating mechanisms of "Improving the Gating Mechanism of Recurrent Neural Networks"
+(Gu, Gulcehre, Paine, Hoffman, Pascanu, ICML 2020) and the baselines it compares against.
+
+Ablation names (first letter: the main gate's initialisation/activation; second: the auxiliary gate):
+  lstm "––", forget_bias_lstm "––" with b_f = 1, chrono_lstm "C–", u_lstm "U–", r_lstm "–R",
+  ur_lstm "UR", on_lstm "OM" (cumax activation with master gates, as ON-LSTM).
+"""
+
+import torch
+import torch.nn.functional as F
+
+from .base import PointwiseLayers, set_forget_bias
+from .lstm import LSTM
+
+
+def uniform_gate_bias(hidden_size):
+    """UGI: u ~ U(1/d, 1 − 1/d), b_f = σ⁻¹(u) = log(u / (1 − u)), so that σ(b_f) is uniform on
+    (1/d, 1 − 1/d) and the timescales 1/(1 − f) spread from ~1 to ~d."""
+    d = hidden_size
+    u = torch.empty(d).uniform_(1.0 / d, 1.0 - 1.0 / d)
+    return torch.log(u / (1.0 - u))
+
+
+def chrono_bias(hidden_size, t_max):
+    """Chrono initialisation (Tallec & Ollivier 2018): b_f ~ log(U[1, T_max − 1]); the input gate gets −b_f."""
+    if t_max < 3:
+        raise ValueError(f"chrono initialisation needs t_max >= 3, got {t_max}")
+    return torch.log(torch.empty(hidden_size).uniform_(1.0, t_max - 1.0))
+
+
+class ForgetBiasLSTM(LSTM):
+    """LSTM with a constant forget bias (Gers et al. 2000; Jozefowicz et al. 2015): b_f = forget_bias."""
+
+    def __init__(self, *args, forget_bias=1.0, **kwargs):
+        self.forget_bias = forget_bias
+        super().__init__(*args, **kwargs)
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        for k in range(self.num_layers):
+            set_forget_bias(self, k, self.forget_bias)
+
+
+class ULSTM(LSTM):
+    """U-LSTM: a standard LSTM whose forget bias is drawn by uniform gate initialisation (UGI)."""
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        for k in range(self.num_layers):
+            set_forget_bias(self, k, uniform_gate_bias(self.hidden_size))
+
+
+class ChronoLSTM(LSTM):
+    """LSTM with chrono initialisation: b_f ~ log U[1, T_max − 1], b_i = −b_f (T_max: the longest
+    dependency expected, typically the sequence length)."""
+
+    def __init__(self, *args, t_max, **kwargs):
+        self.t_max = t_max
+        super().__init__(*args, **kwargs)
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        H = self.hidden_size
+        for k in range(self.num_layers):
+            b_f = chrono_bias(H, self.t_max)
+            set_forget_bias(self, k, b_f)
+            with torch.no_grad():
+                self.layer_param("bias_ih", k)[:H] = -b_f
+                self.layer_param("bias_hh", k)[:H] = 0.0
+
+
+class URLSTM(PointwiseLayers):
+    """UR-LSTM: the refine gate r adjusts the forget gate f, and UGI initialises f.
+
+        f_t = σ(z_f + b_f)        r_t = σ(z_r − b_f)        (b_f from UGI, one trainable vector)
+        g_t = r_t (1 − (1 − f_t)²) + (1 − r_t) f_t²        (the effective forget gate)
+        c_t = g_t ⊙ c_{t-1} + (1 − g_t) ⊙ tanh(z_u)        (input gate tied to 1 − g)
+        h_t = σ(z_o) ⊙ tanh(c_t)
+
+    z = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh keeps nn.LSTM's 4H layout with the rows [r, f, u, o] in the
+    places of [i, f, g, o], so the parameter count equals an LSTM's plus b_f (`ur_bias_l{k}`).
+    With ugi=False this is the R-LSTM ablation: no b_f, and the forget slice of b_ih set to 1.
+    """
+
+    def __init__(self, *args, ugi=True, **kwargs):
+        self.ugi = ugi
+        super().__init__(*args, **kwargs)
+
+    def extra_parameters(self, k, layer_input):
+        return {"ur_bias": (self.hidden_size,)} if self.ugi else {}
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        for k in range(self.num_layers):
+            if self.ugi:
+                with torch.no_grad():
+                    self.layer_param("ur_bias", k).copy_(uniform_gate_bias(self.hidden_size))
+            else:
+                set_forget_bias(self, k, 1.0)
+
+    def step_params(self, k):
+        return [self.layer_param("ur_bias", k)] if self.ugi else []
+
+    def step(self, xw, hw, h, c, b_f=None):
+        z_r, z_f, z_u, z_o = (xw + hw).chunk(4, -1)
+        if b_f is not None:
+            z_f, z_r = z_f + b_f, z_r - b_f
+        f, r = torch.sigmoid(z_f), torch.sigmoid(z_r)
+        g = r * (1 - (1 - f) ** 2) + (1 - r) * f**2
+        c = g * c + (1 - g) * torch.tanh(z_u)
+        return torch.sigmoid(z_o) * torch.tanh(c), c
+
+
+class RLSTM(URLSTM):
+    """R-LSTM: the refine gate without UGI (forget bias 1)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, ugi=False, **kwargs)
+
+
+def cumax(z):
+    """cumsum(softmax(z)): a monotone gate rising from ~0 to 1 along the feature dimension."""
+    return torch.cumsum(F.softmax(z, dim=-1), dim=-1)
+
+
+class ONLSTM(PointwiseLayers):
+    """Cumax activation with master gates, as ON-LSTM (Shen et al., ICLR 2019):
+
+        f̃ = cumax(z_f̃)        ĩ = 1 − cumax(z_ĩ)          (master gates, one value per chunk)
+        ω = f̃ ⊙ ĩ;  f̂ = f ⊙ ω + (f̃ − ω);  î = i ⊙ ω + (ĩ − ω)
+        c_t = f̂ ⊙ c_{t-1} + î ⊙ tanh(z_g);  h_t = σ(z_o) ⊙ tanh(c_t)
+
+    The master gates live at chunk resolution: H / chunk_size values, each repeated chunk_size times.
+    Their 2·H/chunk_size pre-activation rows follow the usual [i, f, g, o] rows of W_ih, W_hh, b.
+    """
+
+    def __init__(self, input_size, hidden_size, *args, chunk_size=1, **kwargs):
+        if hidden_size % chunk_size:
+            raise ValueError(f"hidden_size {hidden_size} is not a multiple of chunk_size {chunk_size}")
+        self.chunk_size = chunk_size
+        super().__init__(input_size, hidden_size, *args, **kwargs)
+
+    def gate_rows(self):
+        return 4 * self.hidden_size + 2 * (self.hidden_size // self.chunk_size)
+
+    def step(self, xw, hw, h, c):
+        H, n = self.hidden_size, self.hidden_size // self.chunk_size
+        z = xw + hw
+        i, f, g, o = z[..., :4 * H].chunk(4, -1)
+        master_f = cumax(z[..., 4 * H:4 * H + n]).repeat_interleave(self.chunk_size, -1)
+        master_i = (1 - cumax(z[..., 4 * H + n:])).repeat_interleave(self.chunk_size, -1)
+        omega = master_f * master_i
+        f_hat = torch.sigmoid(f) * omega + (master_f - omega)
+        i_hat = torch.sigmoid(i) * omega + (master_i - omega)
+        c = f_hat * c + i_hat * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c

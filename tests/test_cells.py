@@ -1,0 +1,404 @@
+"""Every variant against its paper's defining equation, plus what every registered cell must do."""
+
+import math
+
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from lstm_nb import cells
+from lstm_nb.cells.base import lstm_gates
+from lstm_nb.cells.dropout import embedding_dropout, locked_dropout
+
+OPTIONS = {"chrono_lstm": {"t_max": 10}, "mogrifier": {"rounds": 3, "rank": 1}, "on_lstm": {"chunk_size": 2}}
+DOUBLE = {"dtype": torch.float64}
+
+
+def build(name, input_size=5, hidden_size=4, **options):
+    return cells.build(name, input_size, hidden_size, **{**OPTIONS.get(name, {}), **options}).double()
+
+
+def lstm_step(x, h, c, w_ih, w_hh, b):
+    """One step of the LSTM equations, written out."""
+    i, f, g, o = lstm_gates(x @ w_ih.t() + h @ w_hh.t() + b)
+    c = f * c + i * g
+    return o * torch.tanh(c), c
+
+
+# --- every registered cell ------------------------------------------------------------------------
+
+CUSTOM = [n for n in cells.available() if not n.startswith("nn.")]
+
+
+@pytest.mark.parametrize("name", CUSTOM)
+def test_gradcheck_float64(name):
+    torch.manual_seed(0)
+    layer = build(name, 3, 2, num_layers=2)
+    x = torch.randn(4, 2, 3, **DOUBLE, requires_grad=True)
+    h0 = torch.randn(2, 2, 2, **DOUBLE, requires_grad=True)
+    c0 = torch.randn(2, 2, 2, **DOUBLE, requires_grad=True)
+
+    def run(x, h0, c0, *weights):  # a fixed seed gives every call the same dropout masks
+        torch.manual_seed(1)
+        out, (h, c) = torch.func.functional_call(layer, dict(zip(names, weights)), (x, (h0, c0)))
+        return out, h, c
+
+    names = [n for n, _ in layer.named_parameters()]
+    weights = [p.detach().clone().requires_grad_() for _, p in layer.named_parameters()]
+    assert torch.autograd.gradcheck(run, (x, h0, c0, *weights))
+
+
+@pytest.mark.parametrize("name", cells.available())
+def test_state_dict_round_trip_layouts_and_layers(name):
+    torch.manual_seed(0)
+    a = build(name, num_layers=2, batch_first=True)
+    torch.manual_seed(1)
+    b = build(name, num_layers=2, batch_first=True)
+    b.load_state_dict(a.state_dict())
+    a.eval(), b.eval()
+    x = torch.randn(3, 7, 5, **DOUBLE)  # (B, T, I)
+    out_a, _ = a(x)
+    out_b, state = b(x)
+    assert out_a.shape == (3, 7, 4)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=0)
+    h_n = state[0] if isinstance(state, tuple) else state
+    assert h_n.shape == (2, 3, 4)
+    # batch_first is a transpose, nothing else
+    c = build(name, num_layers=2).eval()
+    c.load_state_dict(a.state_dict())
+    torch.testing.assert_close(c(x.transpose(0, 1))[0].transpose(0, 1), out_a)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU on this machine")
+@pytest.mark.parametrize("name", cells.available())
+def test_runs_on_cuda_like_on_cpu(name):
+    layer = build(name, num_layers=2).eval()
+    x = torch.randn(6, 3, 5, **DOUBLE)
+    torch.testing.assert_close(layer.cuda()(x.cuda())[0].cpu(), layer.cpu()(x)[0])
+
+
+# --- Mogrifier -------------------------------------------------------------------------------------
+
+
+def test_mogrifier_with_zero_rounds_is_the_lstm():
+    torch.manual_seed(0)
+    ref = nn.LSTM(5, 4, num_layers=2).double()
+    mog = build("mogrifier", rounds=0, rank=None, num_layers=2)
+    mog.load_state_dict(ref.state_dict())
+    x = torch.randn(6, 3, 5, **DOUBLE)
+    torch.testing.assert_close(mog(x)[0], ref(x)[0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("rank", [None, 2])
+def test_mogrifier_equals_a_direct_loop_over_the_equations(rank):
+    torch.manual_seed(0)
+    r = 5
+    mog = build("mogrifier", rounds=r, rank=rank, cap_input_gate=True)
+    for p in mog.parameters():  # non-trivial values everywhere, biases included
+        nn.init.normal_(p, std=0.5)
+    x, h, c = torch.randn(4, 3, 5, **DOUBLE), torch.zeros(3, 4, **DOUBLE), torch.zeros(3, 4, **DOUBLE)
+    P = dict(mog.named_parameters())
+
+    def Q(i, v):  # round i's map, written from the parameters
+        W = P[f"mog_w{i}_l0"] if rank is None else P[f"mog_v{i}_l0"] @ P[f"mog_u{i}_l0"]
+        return v @ W.t() + P[f"mog_b{i}_l0"]
+
+    outs = []
+    for t in range(4):
+        xs, hs = {-1: x[t]}, {0: h}
+        for i in range(1, r + 1):
+            if i % 2:
+                xs[i] = 2 * torch.sigmoid(Q(i, hs[i - 1])) * xs[i - 2]
+            else:
+                hs[i] = 2 * torch.sigmoid(Q(i, xs[i - 1])) * hs[i - 2]
+        z = xs[5] @ P["weight_ih_l0"].t() + hs[4] @ P["weight_hh_l0"].t() + P["bias_ih_l0"] + P["bias_hh_l0"]
+        i_, f, g, o = lstm_gates(z)
+        c = f * c + torch.minimum(i_, 1 - f) * g
+        h = o * torch.tanh(c)
+        outs.append(h)
+    torch.testing.assert_close(mog(x)[0], torch.stack(outs), rtol=0, atol=1e-12)
+
+
+def test_mogrifier_rounds_have_distinct_parameters_and_low_rank_counts():
+    m, n, k, r = 6, 8, 3, 5
+    mog = cells.build("mogrifier", m, n, rounds=r, rank=k)
+    names = [name for name, _ in mog.named_parameters() if name.startswith("mog_")]
+    assert len(names) == 3 * r  # u, v and b per round
+    tensors = [p for name, p in mog.named_parameters() if name.startswith("mog_u")]
+    assert len({p.data_ptr() for p in tensors}) == r
+    assert not torch.equal(mog.mog_u1_l0, mog.mog_u3_l0)
+    for i in range(1, r + 1):
+        assert mog.layer_param(f"mog_u{i}", 0).numel() + mog.layer_param(f"mog_v{i}", 0).numel() == k * (m + n)
+    full = sum(p.numel() for n_, p in mog.named_parameters() if n_.startswith("mog_"))
+    assert full == math.ceil(r / 2) * (k * (m + n) + m) + (r // 2) * (k * (m + n) + n)  # PAPERS.md §2.1
+
+
+def test_shared_qr_variant_uses_one_q_and_one_r_for_every_round():
+    mog = cells.build("mogrifier_shared_qr", 6, 8, rounds=5)
+    assert sorted(n for n, _ in mog.named_parameters() if n.startswith("mog_")) == ["mog_q_l0", "mog_r_l0"]
+    assert mog.mog_q_l0.shape == (6, 8) and mog.mog_r_l0.shape == (8, 6)
+
+
+# --- gating: UGI, chrono, refine, cumax ------------------------------------------------------------
+
+
+def _forget_activation(layer, k=0):
+    H = layer.hidden_size
+    return torch.sigmoid(layer.layer_param("bias_ih", k)[H:2 * H] + layer.layer_param("bias_hh", k)[H:2 * H])
+
+
+def test_ugi_forget_activations_are_uniform_on_1_over_d_to_1_minus_1_over_d():
+    torch.manual_seed(0)
+    d = 4000
+    f = _forget_activation(cells.build("u_lstm", 3, d)).detach().numpy()
+    assert stats.kstest(f, stats.uniform(loc=1 / d, scale=1 - 2 / d).cdf).pvalue > 0.01
+    assert stats.kstest(f, stats.uniform(loc=0.1, scale=0.8).cdf).pvalue < 1e-6  # the test can fail
+    # zero input and state: the layer's forget gates at t = 1 are exactly these activations
+    ur = cells.build("ur_lstm", 3, d)
+    assert stats.kstest(torch.sigmoid(ur.ur_bias_l0).detach().numpy(),
+                        stats.uniform(loc=1 / d, scale=1 - 2 / d).cdf).pvalue > 0.01
+
+
+def test_chrono_biases_are_log_uniform_and_input_bias_is_minus_forget():
+    torch.manual_seed(0)
+    t_max, H = 50, 4000
+    layer = cells.build("chrono_lstm", 3, H, t_max=t_max)
+    b_f = layer.bias_ih_l0[H:2 * H] + layer.bias_hh_l0[H:2 * H]
+    b_i = layer.bias_ih_l0[:H] + layer.bias_hh_l0[:H]
+    assert stats.kstest(b_f.exp().detach().numpy(), stats.uniform(loc=1, scale=t_max - 2).cdf).pvalue > 0.01
+    torch.testing.assert_close(b_i, -b_f)
+
+
+def test_constant_forget_bias_is_exactly_one():
+    layer = cells.build("forget_bias_lstm", 3, 8, num_layers=2)
+    for k in range(2):
+        torch.testing.assert_close(_forget_activation(layer, k), torch.full((8,), torch.sigmoid(torch.tensor(1.0)).item()))
+
+
+def test_ur_gate_equals_a_hand_computation():
+    torch.manual_seed(0)
+    layer = build("ur_lstm")
+    x, h, c = torch.randn(1, 2, 5, **DOUBLE), torch.randn(1, 2, 4, **DOUBLE), torch.randn(1, 2, 4, **DOUBLE)
+    P = dict(layer.named_parameters())
+    z = x[0] @ P["weight_ih_l0"].t() + P["bias_ih_l0"] + h[0] @ P["weight_hh_l0"].t() + P["bias_hh_l0"]
+    z_r, z_f, z_u, z_o = z.chunk(4, -1)
+    f = torch.sigmoid(z_f + P["ur_bias_l0"])
+    r = torch.sigmoid(z_r - P["ur_bias_l0"])
+    g = f**2 + 2 * r * f * (1 - f)  # PAPERS.md §3.2, rearranged
+    assert bool(((g >= f**2) & (g <= 2 * f - f**2)).all())
+    c_new = g * c[0] + (1 - g) * torch.tanh(z_u)
+    out, (_h_n, c_n) = layer(x, (h, c))
+    torch.testing.assert_close(c_n[0], c_new, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out[0], torch.sigmoid(z_o) * torch.tanh(c_new), rtol=0, atol=1e-12)
+
+
+def test_r_lstm_has_no_ugi_vector_and_forget_bias_one():
+    layer = cells.build("r_lstm", 3, 4)
+    assert not any("ur_bias" in n for n, _ in layer.named_parameters())
+    torch.testing.assert_close(layer.bias_ih_l0[4:8], torch.ones(4))
+
+
+def test_on_lstm_master_gates_are_monotone_cumax():
+    from lstm_nb.cells.gating import cumax
+
+    v = cumax(torch.randn(5, 9))
+    assert bool((v.diff(dim=-1) >= 0).all()) and torch.allclose(v[:, -1], torch.ones(5))
+    layer = cells.build("on_lstm", 3, 8, chunk_size=4)
+    assert layer.weight_hh_l0.shape == (4 * 8 + 2 * 2, 8)
+
+
+# --- recurrent dropout -----------------------------------------------------------------------------
+
+
+def _grad_of_input(layer, x, state=None):
+    x = x.clone().requires_grad_()
+    out, _ = layer(x, state)
+    out.sum().backward()
+    return out, x.grad
+
+
+def test_gal_masks_per_example_fixed_over_time_and_masking_the_gradient():
+    torch.manual_seed(0)
+    layer = build("gal_lstm", 6, 5, input_dropout=0.5, recurrent_dropout=0.0)
+    x = torch.randn(7, 4, 6, **DOUBLE)
+    _, grad = _grad_of_input(layer, x)
+    dropped = grad == 0  # an input unit dropped for an example gets no gradient at any step
+    assert dropped.any()
+    assert bool((dropped == dropped[:1]).all())  # the same units at every step (fixed over time)
+    assert not bool((dropped == dropped[:, :1]).all())  # but different units for different examples
+    # the recurrent mask multiplies h_{t-1} where it feeds the gates: check against the equations
+    layer = build("gal_lstm", 6, 5, input_dropout=0.0, recurrent_dropout=0.5)
+    torch.manual_seed(3)
+    out, _ = layer(x)
+    torch.manual_seed(3)
+    h_mask = torch.empty(4, 5, **DOUBLE).bernoulli_(0.5) / 0.5
+    h, c = torch.zeros(4, 5, **DOUBLE), torch.zeros(4, 5, **DOUBLE)
+    P = dict(layer.named_parameters())
+    for t in range(7):
+        h, c = lstm_step(x[t], h * h_mask, c, P["weight_ih_l0"], P["weight_hh_l0"], P["bias_ih_l0"] + P["bias_hh_l0"])
+    torch.testing.assert_close(out[-1], h)
+
+
+@pytest.mark.parametrize("name", ["gal_lstm", "moon_lstm", "semeniuta_lstm", "weight_drop_lstm", "zoneout_lstm",
+                                  "layernorm_gal_lstm", "layernorm_moon_lstm", "layernorm_semeniuta_lstm"])
+def test_dropout_is_random_in_training_and_off_in_eval(name):
+    torch.manual_seed(0)
+    layer = build(name)
+    x = torch.randn(6, 3, 5, **DOUBLE)
+    assert not torch.equal(layer(x)[0], layer(x)[0])  # fresh masks every forward
+    layer.eval()
+    assert torch.equal(layer(x)[0], layer(x)[0])
+    if name == "zoneout_lstm":
+        return  # its eval is the expectation, checked below
+    plain = build(name.replace("gal_", "").replace("moon_", "").replace("semeniuta_", "")
+                  .replace("weight_drop_", "") or "lstm").eval()
+    plain.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer(x)[0], plain(x)[0], rtol=0, atol=1e-12)
+
+
+def test_moon_mask_is_per_sequence_on_the_carried_cell():
+    torch.manual_seed(0)
+    layer = build("moon_lstm", recurrent_dropout=0.5)
+    x = torch.randn(8, 3, 5, **DOUBLE)
+    torch.manual_seed(1)
+    _out, (_h_n, c_n) = layer(x)
+    torch.manual_seed(1)
+    m = torch.empty(3, 4, **DOUBLE).bernoulli_(0.5) / 0.5
+    h, c = torch.zeros(3, 4, **DOUBLE), torch.zeros(3, 4, **DOUBLE)
+    P = dict(layer.named_parameters())
+    for t in range(8):
+        i, f, g, o = lstm_gates(x[t] @ P["weight_ih_l0"].t() + h @ P["weight_hh_l0"].t() + P["bias_ih_l0"]
+                                + P["bias_hh_l0"])
+        c = m * (f * c + i * g)
+        h = o * torch.tanh(c)
+    torch.testing.assert_close(c_n[0], c)
+    assert bool(((c_n[0] == 0) == (m == 0)).all())  # dropped cells stay zero for the whole sequence
+    assert not bool((m == m[:1]).all())  # per example
+
+
+def test_semeniuta_masks_only_the_candidate_fresh_each_step():
+    torch.manual_seed(0)
+    layer = build("semeniuta_lstm", recurrent_dropout=0.5)
+    x = torch.randn(5, 3, 5, **DOUBLE)
+    torch.manual_seed(1)
+    out, _ = layer(x)
+    torch.manual_seed(1)
+    masks = torch.empty(5, 3, 4, **DOUBLE).bernoulli_(0.5) / 0.5
+    assert not torch.equal(masks[0], masks[1])
+    h, c = torch.zeros(3, 4, **DOUBLE), torch.zeros(3, 4, **DOUBLE)
+    P = dict(layer.named_parameters())
+    for t in range(5):
+        i, f, g, o = lstm_gates(x[t] @ P["weight_ih_l0"].t() + h @ P["weight_hh_l0"].t() + P["bias_ih_l0"]
+                                + P["bias_hh_l0"])
+        c = f * c + i * (masks[t] * g)
+        h = o * torch.tanh(c)
+    torch.testing.assert_close(out[-1], h)
+
+
+def test_zoneout_keeps_previous_values_and_uses_the_expectation_in_eval():
+    torch.manual_seed(0)
+    layer = build("zoneout_lstm", zoneout_cell=0.999999, zoneout_hidden=0.999999)
+    x = torch.randn(5, 3, 5, **DOUBLE)
+    h0, c0 = torch.randn(1, 3, 4, **DOUBLE), torch.randn(1, 3, 4, **DOUBLE)
+    _out, (_h_n, c_n) = layer(x, (h0, c0))
+    torch.testing.assert_close(c_n, c0)  # every unit zoned out: the state is kept
+    layer = build("zoneout_lstm", zoneout_cell=0.5, zoneout_hidden=0.25).eval()
+    _, (h1, c1) = layer(x[:1], (h0, c0))
+    P = dict(layer.named_parameters())
+    h_new, c_new = lstm_step(x[0], h0[0], c0[0], P["weight_ih_l0"], P["weight_hh_l0"],
+                             P["bias_ih_l0"] + P["bias_hh_l0"])
+    torch.testing.assert_close(c1[0], 0.5 * c0[0] + 0.5 * c_new)
+    torch.testing.assert_close(h1[0], 0.25 * h0[0] + 0.75 * h_new)
+
+
+def test_weight_drop_changes_its_mask_every_forward_and_trains_the_raw_weight():
+    torch.manual_seed(0)
+    layer = build("weight_drop_lstm", weight_drop=0.5)
+    x = torch.randn(4, 3, 5, **DOUBLE)
+    seen = []
+    for _ in range(2):
+        layer.zero_grad()
+        layer(x)[0].sum().backward()
+        seen.append(layer.weight_hh_l0.grad.clone())
+    assert all(g.abs().sum() > 0 for g in seen)
+    assert not torch.equal(seen[0] == 0, seen[1] == 0)  # different dropped entries each time
+    assert bool((seen[0] == 0).float().mean() > 0.3)  # dropped weights get no gradient
+    assert "weight_hh_l0" in dict(layer.named_parameters())  # the raw weight is the parameter
+
+
+def test_locked_and_embedding_dropout_semantics():
+    torch.manual_seed(0)
+    x = torch.ones(6, 4, 8)
+    y = locked_dropout(x, 0.5, training=True)
+    assert bool((y == y[:1]).all()) and not bool((y == y[:, :1]).all())
+    assert set(y.unique().tolist()) == {0.0, 2.0}
+    assert torch.equal(locked_dropout(x, 0.5, training=False), x)
+    weight = torch.randn(20, 3)
+    tokens = torch.tensor([[1, 1, 2, 3, 1, 4, 5, 6, 7, 8]])
+    e = embedding_dropout(weight, tokens, 0.5, training=True)
+    dropped = (e == 0).all(-1)[0]
+    assert dropped.any() and not dropped.all()
+    assert len({bool(dropped[i]) for i in (0, 1, 4)}) == 1  # a word type is dropped everywhere or nowhere
+
+
+# --- LayerNorm ---------------------------------------------------------------------------------------
+
+
+def test_layernorm_initial_gains_one_biases_zero():
+    layer = cells.build("layernorm_lstm", 3, 4, num_layers=2)
+    for name, p in layer.named_parameters():
+        if name.startswith("ln_"):
+            assert torch.equal(p, torch.ones_like(p) if "_weight_" in name else torch.zeros_like(p)), name
+
+
+@pytest.mark.parametrize("carry_normalized", [False, True])
+def test_layernorm_equals_a_hand_computation_and_carries_the_raw_cell(carry_normalized):
+    torch.manual_seed(0)
+    layer = build("layernorm_lstm", carry_normalized_cell=carry_normalized)
+    for name, p in layer.named_parameters():
+        if name.startswith("ln_"):
+            nn.init.normal_(p)
+    x = torch.randn(3, 2, 5, **DOUBLE)
+    P = dict(layer.named_parameters())
+
+    def ln(v, name):  # LN(z; α, β) = α (z − μ) / √(var + ε) + β, population variance
+        mu, var = v.mean(-1, keepdim=True), v.var(-1, unbiased=False, keepdim=True)
+        return P[f"{name}_weight_l0"] * (v - mu) / torch.sqrt(var + 1e-5) + P[f"{name}_bias_l0"]
+
+    h, c = torch.zeros(2, 4, **DOUBLE), torch.zeros(2, 4, **DOUBLE)
+    for t in range(3):
+        i, f, g, o = lstm_gates(ln(h @ P["weight_hh_l0"].t(), "ln_hh") + ln(x[t] @ P["weight_ih_l0"].t(), "ln_ih")
+                                + P["bias_ih_l0"] + P["bias_hh_l0"])
+        c = f * c + i * g
+        h = o * torch.tanh(ln(c, "ln_c"))
+        if carry_normalized:
+            c = ln(c, "ln_c")
+    out, (_h_n, c_n) = layer(x)
+    torch.testing.assert_close(out[-1], h, rtol=0, atol=1e-12)
+    torch.testing.assert_close(c_n[0], c, rtol=0, atol=1e-12)  # raw c carried, or LN(c) when asked
+
+
+def test_generic_engine_matches_its_autograd_reference():
+    torch.manual_seed(0)
+    for name in ["ur_lstm", "layernorm_gal_lstm", "zoneout_lstm", "on_lstm"]:
+        fused, plain = build(name, engine="fused"), build(name, engine="autograd")
+        plain.load_state_dict(fused.state_dict())
+        x = torch.randn(5, 3, 5, **DOUBLE, requires_grad=True)
+        grads = []
+        for layer in (fused, plain):
+            torch.manual_seed(1)
+            out, (_h, c) = layer(x)
+            grads.append(torch.autograd.grad((out.sum() + c.sum()), [x, *layer.parameters()]))
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_unknown_options_are_refused():
+    with pytest.raises(ValueError, match="dropout_method"):
+        cells.build("layernorm_lstm", 3, 4, dropout_method="zaremba")
+    with pytest.raises(ValueError, match="rank"):
+        cells.build("mogrifier", 3, 4, rank=10)
+    with pytest.raises(ValueError, match="does not accept"):
+        cells.build("chrono_lstm", 3, 4)  # t_max is required
+

@@ -1,0 +1,51 @@
+"""The language models: any registered cell drops in; the Transformer baseline is causal."""
+
+import pytest
+import torch
+
+from lstm_nb import cells, models
+
+CELL_OPTIONS = {"chrono_lstm": {"t_max": 10}, "mogrifier": {"rounds": 5, "rank": 3}}
+
+
+@pytest.mark.parametrize("cell", cells.available())
+def test_every_cell_drops_into_the_language_model_and_carries_state(cell):
+    torch.manual_seed(0)
+    model = models.build(50, embedding_size=8, hidden_size=8, num_layers=2, cell=cell,
+                         cell_options=CELL_OPTIONS.get(cell, {}), tie_weights=True, sum_layer_outputs=True)
+    tokens = torch.randint(0, 50, (12, 3))
+    logits, state = model(tokens[:6])
+    logits2, _ = model(tokens[6:], models.detach_state(state))
+    assert logits.shape == logits2.shape == (6, 3, 50)
+    (logits.sum() + logits2.sum()).backward()
+    assert model.decoder.weight is model.embedding.weight
+    model.eval()
+    whole, _ = model(tokens)
+    first, state = model(tokens[:6])
+    second, _ = model(tokens[6:], state)
+    torch.testing.assert_close(torch.cat([first, second]), whole, rtol=1e-5, atol=1e-5)  # state carried exactly
+
+
+def test_transformer_is_causal_and_ties_weights():
+    torch.manual_seed(0)
+    model = models.build(30, architecture="transformer", embedding_size=16, hidden_size=32, num_layers=2,
+                         num_heads=2, dropout=0.0).eval()
+    tokens = torch.randint(0, 30, (10, 2))
+    changed = tokens.clone()
+    changed[6:] = (changed[6:] + 1) % 30
+    a, state = model(tokens)
+    b, _ = model(changed)
+    assert state is None
+    torch.testing.assert_close(a[:6], b[:6])  # positions before the change do not see it
+    assert not torch.allclose(a[6:], b[6:])
+    assert model.decoder.weight is model.embedding.weight
+
+
+def test_locked_dropout_in_the_model_is_fixed_over_time():
+    torch.manual_seed(0)
+    model = models.build(20, embedding_size=6, hidden_size=6, input_dropout=0.5, locked_dropout=True)
+    seen = {}
+    model.layers[0].register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
+    model(torch.full((5, 4), 3))  # the same token everywhere: the embedding is identical at every step
+    x = seen["x"]
+    assert bool((x == x[:1]).all()) and (x == 0).any()
