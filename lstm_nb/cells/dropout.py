@@ -109,8 +109,10 @@ class MaskedLSTM(PointwiseLayers):
         return recurrence(self.step, xw, h0, c0, w_hh, extras=masks, engine=self.engine)
 
 
-class MoonLSTM(MaskedLSTM):
-    """RNNDrop (Moon et al. 2015): one mask per sequence on the memory cell, carried forward."""
+class OneMaskLSTM(MaskedLSTM):
+    """An LSTM with one recurrent mask of rate `recurrent_dropout`, drawn by `draw(x, H, p)`."""
+
+    draw = None
 
     def __init__(self, *args, recurrent_dropout=0.25, **kwargs):
         _check_p(recurrent_dropout=recurrent_dropout)
@@ -120,7 +122,13 @@ class MoonLSTM(MaskedLSTM):
     def masks(self, k, x):
         if not (self.training and self.recurrent_dropout):
             return []
-        return [sequence_mask(x, self.hidden_size, self.recurrent_dropout)]
+        return [type(self).draw(x, self.hidden_size, self.recurrent_dropout)]
+
+
+class MoonLSTM(OneMaskLSTM):
+    """RNNDrop (Moon et al. 2015): one mask per sequence on the memory cell, carried forward."""
+
+    draw = staticmethod(sequence_mask)
 
     def step(self, xw, hw, h, c, mask):
         i, f, g, o = lstm_gates(xw + hw)
@@ -128,19 +136,11 @@ class MoonLSTM(MaskedLSTM):
         return o * torch.tanh(c), c
 
 
-class SemeniutaLSTM(MaskedLSTM):
+class SemeniutaLSTM(OneMaskLSTM):
     """Recurrent dropout without memory loss (Semeniuta et al. 2016): dropout on the candidate g only,
     a fresh mask every step, so stored memory is never erased."""
 
-    def __init__(self, *args, recurrent_dropout=0.25, **kwargs):
-        _check_p(recurrent_dropout=recurrent_dropout)
-        self.recurrent_dropout = recurrent_dropout
-        super().__init__(*args, **kwargs)
-
-    def masks(self, k, x):
-        if not (self.training and self.recurrent_dropout):
-            return []
-        return [step_masks(x, self.hidden_size, self.recurrent_dropout)]
+    draw = staticmethod(step_masks)
 
     def step(self, xw, hw, h, c, mask):
         i, f, g, o = lstm_gates(xw + hw)
