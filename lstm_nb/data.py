@@ -301,10 +301,11 @@ class StreamBatches:
     def num_batches(self, split):
         return -(-(self.streams[split].shape[0] - 1) // self.bptt)
 
-    def batches(self, split, epoch=0):
-        data = self.streams[split]
-        for i in range(0, data.shape[0] - 1, self.bptt):
-            n = min(self.bptt, data.shape[0] - 1 - i)
+    def batches(self, split, epoch=0, bptt=None):
+        """(input, target) windows of `bptt` steps (default: the configured one), in order."""
+        data, bptt = self.streams[split], bptt or self.bptt
+        for i in range(0, data.shape[0] - 1, bptt):
+            n = min(bptt, data.shape[0] - 1 - i)
             yield data[i:i + n], data[i + 1:i + 1 + n]
 
 

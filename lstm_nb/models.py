@@ -99,15 +99,45 @@ class TransformerLanguageModel(nn.Module):
         return self.decoder(self.encoder(self.dropout(x), mask=mask, is_causal=True)), None
 
 
-def build(vocab_size, architecture="rnn", **options):
-    """The language model of a config's `model` section: `architecture` "rnn" or "transformer"."""
+def build(vocab_size, architecture="rnn", parameter_budget=None, **options):
+    """The language model of a config's `model` section: `architecture` "rnn" or "transformer".
+
+    With `parameter_budget` (the official Mogrifier code's `num_params`), the hidden size is not given
+    but chosen: the largest H whose model, with embedding size = hidden size = H, has at most that
+    many parameters. Models compared at one budget are then the same size, whatever their cell.
+    """
     classes = {"rnn": LanguageModel, "transformer": TransformerLanguageModel}
     if architecture not in classes:
         raise ValueError(f"unknown architecture {architecture!r}; use 'rnn' or 'transformer'")
+    if parameter_budget is not None:
+        options = {**options, **size_for_budget(classes[architecture], vocab_size, parameter_budget, options)}
     try:
         return classes[architecture](vocab_size, **options)
     except TypeError as e:
         raise ValueError(f"bad option for the {architecture} language model: {e}") from e
+
+
+def size_for_budget(model_class, vocab_size, budget, options):
+    """{"embedding_size": H, "hidden_size": H} for the largest H fitting `budget` parameters."""
+    if "hidden_size" in options or "embedding_size" in options:
+        raise ValueError("give either parameter_budget or hidden_size/embedding_size, not both")
+
+    def size(h):  # a size too small to build (e.g. below a Mogrifier's rank) counts as fitting
+        try:
+            with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+                return count_parameters(model_class(vocab_size, embedding_size=h, hidden_size=h, **options))
+        except ValueError:
+            return 0
+
+    low, high = 0, 1
+    while size(high) <= budget:
+        low, high = high, high * 2
+    while high - low > 1:  # size(low) <= budget < size(high)
+        mid = (low + high) // 2
+        low, high = (mid, high) if size(mid) <= budget else (low, mid)
+    if size(low) == 0:
+        raise ValueError(f"no model with these options fits a budget of {budget} parameters")
+    return {"embedding_size": low, "hidden_size": low}
 
 
 def detach_state(state):

@@ -1,11 +1,14 @@
 """Presets of every notebook: `smoke` (seconds, for tests), `cpu` (a laptop CPU), `paper` (a GPU).
 
 A notebook's parameters cell names a preset; `get(notebook, preset)` returns its sections, each a
-training config for `lstm_nb.train` (minus the model's name and cell, which the notebook varies).
+training config for `lstm_nb.train` (the Brown section minus the model's name and cell, which the
+notebook varies; the word-level sections one full config per model).
 Presets live here, not in the notebooks, so tests can check them and the runner can reject a wrong name.
 """
 
 import copy
+
+from .train import override
 
 # The original Mogrifier notebook (RMichaelSwan/MogrifierLSTM): Brown characters, 500-character
 # instances, embedding 50, hidden 125, batch 32, Adam at its default rate, no gradient clipping,
@@ -21,18 +24,82 @@ _BROWN_PAPER = {
 }
 
 
-def _with(base, **changes):
-    out = copy.deepcopy(base)
-    for key, value in changes.items():
-        out[key] = {**out[key], **value} if isinstance(value, dict) else value
-    return out
+# The official Mogrifier PTB 24M configurations (deepmind/lamb, PAPERS.md §2.3): the Mogrifier (trial_483)
+# and its separately tuned LSTM baseline (trial_833), which is the same code with 0 rounds. Adam with
+# β1 = 0 is lamb's "rmsprop"; lamb's L2 (l2 · ½Σw² added to the loss) is Adam's coupled weight_decay.
+# 1000 turns × 200 steps ≈ 965 epochs of PTB. Test evaluation with one stream (lamb: batch 1).
+_PTB_MOGRIFIER_PAPER = {
+    "data": {"corpus": "ptb", "batch_size": 64, "bptt": 70, "eval_batch_size": 1, "fraction": 1.0},
+    "model": {
+        "cell": "mogrifier", "num_layers": 2, "tie_weights": True, "sum_layer_outputs": True,
+        "parameter_budget": 24_000_000,
+        "input_dropout": 0.729, "inter_layer_dropout": 0.291, "dropout": 0.716,
+        "cell_options": {"rounds": 5, "rank": 84, "cap_input_gate": True, "forget_bias": 1.0, "state_dropout": 0.387},
+    },
+    "optimizer": {"name": "Adam", "lr": 2.30e-3, "betas": [0.0, 0.999], "eps": 1e-8, "weight_decay": 2.52e-4},
+    "clip": 10.0,
+    "epochs": 965,
+    "patience": None,
+    "seed": 1,
+}
+_PTB_LSTM_PAPER = override(_PTB_MOGRIFIER_PAPER, {
+    "model": {"input_dropout": 0.628, "inter_layer_dropout": 0.307, "dropout": 0.690,
+              "cell_options": {"rounds": 0, "cap_input_gate": True, "forget_bias": 1.0, "state_dropout": 0.369}},
+    "optimizer": {"lr": 3.04e-3, "weight_decay": 2.49e-4},
+})
+# WikiText-2: the official 35M budget and the Mogrifier's tuned rounds / rank (6 / 48), with PTB's
+# dropouts and learning rates (the WT2 trials also use a 2-component mixture of softmaxes, not built here).
+_WT2 = {"data": {"corpus": "wikitext-2"}, "model": {"parameter_budget": 35_000_000}}
 
+
+def _word_section(mogrifier, lstm, wt2_rounds=None):
+    """{corpus: {"lstm": config, "mogrifier": config}} for PTB and WikiText-2."""
+    wt2_mogrifier = override(mogrifier, _WT2)
+    if wt2_rounds:
+        wt2_mogrifier["model"]["cell_options"] = {**wt2_mogrifier["model"]["cell_options"], **wt2_rounds}
+    return {"ptb": {"lstm": lstm, "mogrifier": mogrifier},
+            "wikitext-2": {"lstm": override(lstm, _WT2), "mogrifier": wt2_mogrifier}}
+
+
+def _scaled_word(changes, rank, dropout_scale=1.0):
+    """Both official PTB configs with the same scale-down applied (size, data, epochs); the Mogrifier's
+    rank scaled with its hidden size; every dropout rate multiplied by `dropout_scale` (a small model
+    trained for a few epochs underfits, where the paper's rates, tuned for 965 epochs, only hurt)."""
+    configs = {"mogrifier": override(_PTB_MOGRIFIER_PAPER, changes), "lstm": override(_PTB_LSTM_PAPER, changes)}
+    configs["mogrifier"]["model"]["cell_options"]["rank"] = rank
+    for cfg in configs.values():
+        model = cfg["model"]
+        for key in ("input_dropout", "inter_layer_dropout", "dropout"):
+            model[key] = round(model[key] * dropout_scale, 4)
+        model["cell_options"]["state_dropout"] = round(model["cell_options"]["state_dropout"] * dropout_scale, 4)
+    return _word_section(configs["mogrifier"], configs["lstm"])
+
+
+# Dynamic evaluation (Krause et al. 2018's RMS rule; lamb tuned it separately, so these are ours).
+# The learning rate is picked on validation from `lr_grid`, then the test split is read once.
+_DYNEVAL = {"rule": "rms", "lr_grid": [1e-5, 1e-4, 1e-3], "decay": 0.02, "segment_length": 20, "eps": 1e-3,
+            "train_batches": 100}
 
 PRESETS = {
     "mogrifier": {
-        "smoke": {"brown": _with(_BROWN_PAPER, data={"fraction": 0.005}, epochs=2, patience=None)},
-        "cpu": {"brown": _with(_BROWN_PAPER, data={"fraction": 0.25}, epochs=6, patience=None)},
-        "paper": {"brown": _BROWN_PAPER},
+        "smoke": {
+            "brown": override(_BROWN_PAPER, {"data": {"fraction": 0.005}, "epochs": 2, "patience": None}),
+            **_scaled_word({"data": {"batch_size": 8, "bptt": 20, "eval_batch_size": 4, "fraction": 0.002},
+                            "model": {"parameter_budget": 300_000}, "epochs": 1}, rank=4),
+            "dynamic_evaluation": {**_DYNEVAL, "train_batches": 5},
+        },
+        "cpu": {
+            "brown": override(_BROWN_PAPER, {"data": {"fraction": 0.1}, "epochs": 4, "patience": None}),
+            **_scaled_word({"data": {"batch_size": 32, "bptt": 35, "eval_batch_size": 10, "fraction": 1.0},
+                            "model": {"parameter_budget": 2_000_000}, "epochs": 2}, rank=12, dropout_scale=0.25),
+            "dynamic_evaluation": {**_DYNEVAL, "lr_grid": [1e-4, 1e-3, 1e-2], "segment_length": 35,
+                                   "train_batches": 20},
+        },
+        "paper": {
+            "brown": _BROWN_PAPER,
+            **_word_section(_PTB_MOGRIFIER_PAPER, _PTB_LSTM_PAPER, wt2_rounds={"rounds": 6, "rank": 48}),
+            "dynamic_evaluation": _DYNEVAL,
+        },
     },
 }
 

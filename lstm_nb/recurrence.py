@@ -27,6 +27,47 @@ def _lstm_pointwise(z, c_prev):
     return h, c
 
 
+def lstm_step_forward(a, c_prev, c, tc, h, cap_input_gate=False):
+    """One LSTM step in place. a: pre-activations [i, f, g, o] (B×4H), overwritten by σ(i), σ(f), tanh(g),
+    σ(o); writes c = f ⊙ c_prev + i ⊙ g (i → min(i, 1 − f) with `cap_input_gate`), tc = tanh(c), h = o ⊙ tc."""
+    H = a.shape[1] // 4
+    a[:, :2 * H].sigmoid_()
+    a[:, 2 * H:3 * H].tanh_()
+    a[:, 3 * H:].sigmoid_()
+    i, f, g, o = a.chunk(4, 1)
+    if cap_input_gate:
+        i = torch.minimum(i, 1 - f)
+    torch.mul(f, c_prev, out=c)
+    c.addcmul_(i, g)
+    torch.tanh(c, out=tc)
+    torch.mul(o, tc, out=h)
+
+
+def lstm_step_backward(a, c_prev, tc, dh, dc, dz, cap_input_gate=False):
+    """Backward of `lstm_step_forward` from its saved activations a, c_prev and tc = tanh(c): writes the
+    pre-activation gradient into dz (B×4H) and returns dc_prev."""
+    H = a.shape[1] // 4
+    i, f, g, o = a.chunk(4, 1)
+    di, df, dg, do = dz.chunk(4, 1)
+    dc = dc + dh * o * (1 - tc * tc)
+    torch.mul(dh, tc, out=do)
+    torch.mul(dc, c_prev, out=df)
+    if cap_input_gate:  # i_eff = min(i, 1 − f): where capped, its gradient goes to f with a minus sign
+        capped = i > 1 - f
+        d_ieff = dc * g
+        df.sub_(d_ieff * capped)
+        torch.mul(d_ieff, ~capped, out=di)
+        i = torch.minimum(i, 1 - f)
+    else:
+        torch.mul(dc, g, out=di)
+    torch.mul(dc, i, out=dg)
+    # σ' = a(1 − a) for i, f, o; tanh' = 1 − g² for g.
+    dz[:, :2 * H].mul_(a[:, :2 * H] - a[:, :2 * H].square())
+    do.mul_(o - o * o)
+    dg.mul_(1 - g * g)
+    return dc * f
+
+
 class _LSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xw, h0, c0, w_hh, h_mask=None):
@@ -40,18 +81,9 @@ class _LSTMFunction(torch.autograd.Function):
         hs[0] = h0
         cs[0] = c0
         for t, xw_t in enumerate(xw.unbind(0)):
-            a = acts[t]
             h_in = hs[t] if h_mask is None else hs[t] * h_mask
-            torch.addmm(xw_t, h_in, w_t, out=a)
-            i, f, g, o = a.chunk(4, 1)
-            a[:, :2 * H].sigmoid_()
-            g.tanh_()
-            o.sigmoid_()
-            c = cs[t + 1]
-            torch.mul(f, cs[t], out=c)
-            c.addcmul_(i, g)
-            torch.tanh(c, out=tcs[t])
-            torch.mul(o, tcs[t], out=hs[t + 1])
+            torch.addmm(xw_t, h_in, w_t, out=acts[t])
+            lstm_step_forward(acts[t], cs[t], cs[t + 1], tcs[t], hs[t + 1])
         ctx.save_for_backward(acts, hs, cs, tcs, w_hh, h_mask)
         return hs[1:], hs[T].clone(), cs[T].clone()
 
@@ -65,22 +97,9 @@ class _LSTMFunction(torch.autograd.Function):
         dc = d_cT if d_cT is not None else torch.zeros_like(cs[0])
         dz = torch.empty_like(acts)
         for t in range(T - 1, -1, -1):
-            a = acts[t]
-            i, f, g, o = a.chunk(4, 1)
             dh = dh + d_out[t]
-            tc = tcs[t]
-            dc = dc + dh * o * (1 - tc * tc)
-            dzt = dz[t]
-            di, df, dg, do = dzt.chunk(4, 1)
-            torch.mul(dc, g, out=di)
-            torch.mul(dc, cs[t], out=df)
-            torch.mul(dc, i, out=dg)
-            torch.mul(dh, tc, out=do)
-            # σ' = a(1−a) for i, f, o; tanh' = 1 − g² for g.
-            dzt.mul_(a - a * a)
-            dg.copy_(dc * i * (1 - g * g))
-            dc = dc * f
-            dh = dzt @ w_hh if h_mask is None else (dzt @ w_hh) * h_mask
+            dc = lstm_step_backward(acts[t], cs[t], tcs[t], dh, dc, dz[t])
+            dh = dz[t] @ w_hh if h_mask is None else (dz[t] @ w_hh) * h_mask
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
         d_w_hh = dz.reshape(T * B, G).t() @ h_in.reshape(T * B, H)
         return dz, dh, dc, d_w_hh, None
@@ -96,7 +115,7 @@ def lstm_recurrence(xw, h0, c0, w_hh, engine="fused", h_mask=None):
     if engine == "fused":
         out, h, c = _LSTMFunction.apply(xw, h0, c0, w_hh, h_mask)
         return out, (h, c)
-    _check_engine(engine)
+    check_engine(engine)
     h, c, outs = h0, c0, []
     for xw_t in xw.unbind(0):
         h_in = h if h_mask is None else h * h_mask
@@ -105,7 +124,8 @@ def lstm_recurrence(xw, h0, c0, w_hh, engine="fused", h_mask=None):
     return torch.stack(outs), (h, c)
 
 
-def _check_engine(engine):
+def check_engine(engine):
+    """Refuse an engine name other than "fused" (hand-written backward) or "autograd" (the reference)."""
     if engine not in ("fused", "autograd"):
         raise ValueError(f"unknown engine {engine!r}; use 'fused' or 'autograd'")
 
@@ -161,17 +181,72 @@ class _StepFunction(torch.autograd.Function):
         return (None, d_xw, dh, dc, d_w_hh, None, None, *d_params)
 
 
-def recurrence(step, xw, h0, c0, w_hh, params=(), extras=(), h_mask=None, engine="fused"):
+class _SeparableStepFunction(_StepFunction):
+    """A step whose every input element of unit j (in any gate block, and every per-unit parameter)
+    influences only unit j of (h, c): the LSTM family's gates, masks and zoneout; not LayerNorm or
+    cumax. Its Jacobian is then diagonal per unit, so two autograd calls over all T·B rows at once give
+    every ∂h_j/∂· and ∂c_j/∂·, and the loop backward is a few elementwise products plus dZ_t W_hh."""
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT, d_cT):
+        xw, hs, cs, hws, w_hh, h_mask, *params = ctx.saved_tensors
+        T, B, G = xw.shape
+        H = hs.shape[-1]
+        rows = [v.reshape(T * B, v.shape[-1]).detach().requires_grad_() for v in (xw, hws, hs[:T], cs[:T])]
+        rows += [p.detach().expand(T * B, *p.shape).requires_grad_() for p in params]
+        extras = [e.reshape(T * B, e.shape[-1]) for e in ctx.extras]
+        with torch.enable_grad():
+            h, c = ctx.step(*rows[:4], *extras, *rows[4:])
+            jh = torch.autograd.grad(h, rows, torch.ones_like(h), retain_graph=True, allow_unused=True)
+            jc = torch.autograd.grad(c, rows, torch.ones_like(c), allow_unused=True)
+
+        def per_unit(j, v):  # (T·B, n·H) → (T, B, n, H); unused inputs get zeros
+            return (torch.zeros_like(v) if j is None else j).reshape(T, B, -1, H)
+
+        (jh_xw, jh_hw, jh_h, jh_c, *jh_p), (jc_xw, jc_hw, jc_h, jc_c, *jc_p) = (
+            [per_unit(j, v) for j, v in zip(js, rows)] for js in (jh, jc))
+        uses_h = jh[2] is not None or jc[2] is not None  # zoneout keeps h_{t-1}
+        # dh[t], dc[t]: the gradients reaching h_t, c_t (t = 0 … T), filled from the end.
+        dh, dc = hs.new_zeros(T + 1, B, H), cs.new_zeros(T + 1, B, H)
+        if d_hT is not None:
+            dh[T] = d_hT
+        if d_cT is not None:
+            dc[T] = d_cT
+        if d_out is not None:
+            dh[1:] += d_out
+        d_hw = torch.empty_like(hws)
+        for t in range(T, 0, -1):
+            s, g_h, g_c = t - 1, dh[t][:, None], dc[t][:, None]
+            g_hw = d_hw[s].view(B, -1, H)
+            torch.mul(jh_hw[s], g_h, out=g_hw).addcmul_(jc_hw[s], g_c)
+            torch.mul(jh_c[s], g_h, out=dc[s][:, None]).addcmul_(jc_c[s], g_c)
+            back = d_hw[s] @ w_hh
+            dh[s] += back if h_mask is None else back * h_mask
+            if uses_h:
+                dh[s][:, None].addcmul_(jh_h[s], g_h).addcmul_(jc_h[s], g_c)
+        g_h, g_c = dh[1:, :, None], dc[1:, :, None]
+        same = torch.equal(jh_xw, jh_hw) and torch.equal(jc_xw, jc_hw)  # z = xw + hw: both alike
+        d_xw = d_hw.clone() if same else (jh_xw * g_h + jc_xw * g_c).reshape(T, B, G)
+        d_params = [(a * g_h + b * g_c).sum((0, 1)).reshape(p.shape) for a, b, p in zip(jh_p, jc_p, params)]
+        h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
+        d_w_hh = d_hw.reshape(-1, G).t() @ h_in.reshape(-1, H)
+        return (None, d_xw, dh[0], dc[0], d_w_hh, None, None, *d_params)
+
+
+def recurrence(step, xw, h0, c0, w_hh, params=(), extras=(), h_mask=None, engine="fused", separable=False):
     """Run `step` over time: h_t, c_t = step(xw_t, h_{t-1}' W_hhᵀ, h_{t-1}, c_{t-1}, *extras[t], *params)
     with h_{t-1}' = h_{t-1} ⊙ h_mask when a mask is given.
 
     xw: (T, B, G) input projections; extras: tensors indexed by time step (random masks, sampled once
     per forward so the backward sees the same ones); params: tensors the step differentiates.
+    `separable=True` declares that unit j of (h, c) depends only on unit j of every input (G = n·H
+    gate blocks, per-unit params): the backward then needs no autograd inside its loop.
     """
     if engine == "fused":
-        out, h, c = _StepFunction.apply(step, xw, h0, c0, w_hh, h_mask, tuple(extras), *params)
+        function = _SeparableStepFunction if separable else _StepFunction
+        out, h, c = function.apply(step, xw, h0, c0, w_hh, h_mask, tuple(extras), *params)
         return out, (h, c)
-    _check_engine(engine)
+    check_engine(engine)
     h, c, outs = h0, c0, []
     for t, xw_t in enumerate(xw.unbind(0)):
         hw = (h if h_mask is None else h * h_mask) @ w_hh.t()

@@ -312,15 +312,21 @@ def train(config, run_root=None):
     return summary
 
 
+def override(base, changes):
+    """`base` with `changes` applied: a dict value updates that section's keys, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) and out.get(key) else copy.deepcopy(value)
+    return out
+
+
 def compare(base, variants, experiment, run_root=None):
-    """Train `base` once per variant ({model_name: model-section overrides}), same data and budget;
-    return the summaries as a DataFrame indexed by model name."""
+    """Train `base` once per variant ({model_name: config changes, e.g. {"model": {"cell": "lstm"}}}), same
+    data and budget; return the summaries as a DataFrame indexed by model name."""
     import pandas as pd
 
-    rows = []
-    for name, model_changes in variants.items():
-        cfg = {**base, "experiment": experiment, "model_name": name, "model": {**base["model"], **model_changes}}
-        rows.append(train(cfg, run_root))
+    rows = [train({**override(base, changes), "experiment": experiment, "model_name": name}, run_root)
+            for name, changes in variants.items()]
     return pd.DataFrame(rows).set_index("model_name")
 
 

@@ -90,6 +90,30 @@ def test_mogrifier_with_zero_rounds_is_the_lstm():
     torch.testing.assert_close(mog(x)[0], ref(x)[0], rtol=0, atol=1e-12)
 
 
+def mogrifier_by_hand(P, x, h, c, r, rank, h_mask=None):
+    """The Mogrifier equations (PAPERS.md §2.1) with capped input gate, written out from the parameters."""
+
+    def Q(i, v):  # round i's map
+        W = P[f"mog_w{i}_l0"] if rank is None else P[f"mog_v{i}_l0"] @ P[f"mog_u{i}_l0"]
+        return v @ W.t() + P[f"mog_b{i}_l0"]
+
+    outs = []
+    for t in range(x.shape[0]):
+        xs, hs = {-1: x[t]}, {0: h if h_mask is None else h * h_mask}
+        for i in range(1, r + 1):
+            if i % 2:
+                xs[i] = 2 * torch.sigmoid(Q(i, hs[i - 1])) * xs[i - 2]
+            else:
+                hs[i] = 2 * torch.sigmoid(Q(i, xs[i - 1])) * hs[i - 2]
+        x_r, h_r = xs[max(k for k in xs)], hs[max(k for k in hs)]
+        z = x_r @ P["weight_ih_l0"].t() + h_r @ P["weight_hh_l0"].t() + P["bias_ih_l0"] + P["bias_hh_l0"]
+        i_, f, g, o = lstm_gates(z)
+        c = f * c + torch.minimum(i_, 1 - f) * g
+        h = o * torch.tanh(c)
+        outs.append(h)
+    return torch.stack(outs)
+
+
 @pytest.mark.parametrize("rank", [None, 2])
 def test_mogrifier_equals_a_direct_loop_over_the_equations(rank):
     torch.manual_seed(0)
@@ -98,26 +122,53 @@ def test_mogrifier_equals_a_direct_loop_over_the_equations(rank):
     for p in mog.parameters():  # non-trivial values everywhere, biases included
         nn.init.normal_(p, std=0.5)
     x, h, c = torch.randn(4, 3, 5, **DOUBLE), torch.zeros(3, 4, **DOUBLE), torch.zeros(3, 4, **DOUBLE)
-    P = dict(mog.named_parameters())
+    expected = mogrifier_by_hand(dict(mog.named_parameters()), x, h, c, r, rank)
+    torch.testing.assert_close(mog(x)[0], expected, rtol=0, atol=1e-12)
 
-    def Q(i, v):  # round i's map, written from the parameters
-        W = P[f"mog_w{i}_l0"] if rank is None else P[f"mog_v{i}_l0"] @ P[f"mog_u{i}_l0"]
-        return v @ W.t() + P[f"mog_b{i}_l0"]
 
-    outs = []
-    for t in range(4):
-        xs, hs = {-1: x[t]}, {0: h}
-        for i in range(1, r + 1):
-            if i % 2:
-                xs[i] = 2 * torch.sigmoid(Q(i, hs[i - 1])) * xs[i - 2]
-            else:
-                hs[i] = 2 * torch.sigmoid(Q(i, xs[i - 1])) * hs[i - 2]
-        z = xs[5] @ P["weight_ih_l0"].t() + hs[4] @ P["weight_hh_l0"].t() + P["bias_ih_l0"] + P["bias_hh_l0"]
-        i_, f, g, o = lstm_gates(z)
-        c = f * c + torch.minimum(i_, 1 - f) * g
-        h = o * torch.tanh(c)
-        outs.append(h)
-    torch.testing.assert_close(mog(x)[0], torch.stack(outs), rtol=0, atol=1e-12)
+def test_mogrifier_state_dropout_is_one_mask_per_sequence_on_h_before_the_rounds():
+    torch.manual_seed(0)
+    p, B = 0.5, 6
+    mog = build("mogrifier", rounds=4, rank=None, cap_input_gate=True, state_dropout=p)
+    x, h, c = torch.randn(7, B, 5, **DOUBLE), torch.randn(B, 4, **DOUBLE), torch.zeros(B, 4, **DOUBLE)
+    torch.manual_seed(1)
+    out = mog(x, (h[None], c[None]))[0]
+    torch.manual_seed(1)
+    mask = torch.empty(B, 4, **DOUBLE).bernoulli_(1 - p) / (1 - p)
+    assert len({tuple(row.tolist()) for row in mask}) > 1  # the mask differs across examples
+    torch.testing.assert_close(out, mogrifier_by_hand(dict(mog.named_parameters()), x, h, c, 4, None, mask),
+                               rtol=0, atol=1e-12)
+    mog.eval()
+    torch.testing.assert_close(mog(x, (h[None], c[None]))[0],
+                               mogrifier_by_hand(dict(mog.named_parameters()), x, h, c, 4, None), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,options", [
+    ("mogrifier", {"rounds": 5, "rank": None}),
+    ("mogrifier", {"rounds": 5, "rank": 2, "cap_input_gate": True, "state_dropout": 0.3}),
+    ("mogrifier", {"rounds": 4, "rank": 2, "mogrifier_bias": False, "bias": False}),
+    ("mogrifier", {"rounds": 1, "rank": None, "forget_bias": 1.0}),
+    ("mogrifier", {"rounds": 0, "rank": None, "cap_input_gate": True}),
+    ("mogrifier_shared_qr", {"rounds": 5}),
+])
+def test_mogrifier_hand_written_backward_matches_autograd(name, options):
+    torch.manual_seed(0)
+    fused = build(name, engine="fused", num_layers=2, **options)
+    plain = build(name, engine="autograd", num_layers=2, **options)
+    plain.load_state_dict(fused.state_dict())
+    for p in fused.parameters():
+        nn.init.normal_(p, std=0.5)  # biases too, so every gradient term is exercised
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(6, 3, 5, **DOUBLE, requires_grad=True)
+    hx = tuple(torch.randn(2, 3, 4, **DOUBLE, requires_grad=True) for _ in range(2))
+    grads = []
+    for layer in (fused, plain):
+        torch.manual_seed(1)
+        out, (h, c) = layer(x, hx)
+        loss = (out * torch.linspace(-1, 1, 4, **DOUBLE)).sum() + h.sum() + 2 * c.sum()
+        grads.append(torch.autograd.grad(loss, [x, *hx, *layer.parameters()]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
 
 
 def test_mogrifier_rounds_have_distinct_parameters_and_low_rank_counts():
@@ -381,15 +432,18 @@ def test_layernorm_equals_a_hand_computation_and_carries_the_raw_cell(carry_norm
 
 def test_generic_engine_matches_its_autograd_reference():
     torch.manual_seed(0)
-    for name in ["ur_lstm", "layernorm_gal_lstm", "zoneout_lstm", "on_lstm"]:
+    for name in ["ur_lstm", "r_lstm", "moon_lstm", "semeniuta_lstm", "zoneout_lstm", "layernorm_gal_lstm", "on_lstm"]:
         fused, plain = build(name, engine="fused"), build(name, engine="autograd")
         plain.load_state_dict(fused.state_dict())
         x = torch.randn(5, 3, 5, **DOUBLE, requires_grad=True)
+        hx = tuple(torch.randn(1, 3, 4, **DOUBLE, requires_grad=True) for _ in range(2))
+        weights = torch.randn(5, 3, 4, **DOUBLE)  # a different gradient reaching every output
         grads = []
         for layer in (fused, plain):
             torch.manual_seed(1)
-            out, (_h, c) = layer(x)
-            grads.append(torch.autograd.grad((out.sum() + c.sum()), [x, *layer.parameters()]))
+            out, (h, c) = layer(x, hx)
+            loss = (out * weights).sum() + 3 * h.sum() - 2 * c.sum()
+            grads.append(torch.autograd.grad(loss, [x, *hx, *layer.parameters()]))
         for a, b in zip(*grads):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 

@@ -49,3 +49,18 @@ def test_locked_dropout_in_the_model_is_fixed_over_time():
     model(torch.full((5, 4), 3))  # the same token everywhere: the embedding is identical at every step
     x = seen["x"]
     assert bool((x == x[:1]).all()) and (x == 0).any()
+
+
+def test_parameter_budget_picks_the_largest_hidden_size_that_fits():
+    options = {"num_layers": 2, "cell": "mogrifier", "cell_options": {"rounds": 5, "rank": 3},
+               "tie_weights": True, "sum_layer_outputs": True}
+    budget = 40_000
+    model = models.build(100, parameter_budget=budget, **options)
+    h = model.embedding.embedding_dim
+    assert models.count_parameters(model) <= budget
+    bigger = models.build(100, embedding_size=h + 1, hidden_size=h + 1, **options)
+    assert models.count_parameters(bigger) > budget
+    with pytest.raises(ValueError, match="not both"):
+        models.build(100, parameter_budget=budget, hidden_size=8, **options)
+    with pytest.raises(ValueError, match="fits a budget"):
+        models.build(100, parameter_budget=10, **options)

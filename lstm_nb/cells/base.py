@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..recurrence import recurrence
+from ..recurrence import check_engine, recurrence
 
 
 class RecurrentLayers(nn.Module):
@@ -115,13 +115,15 @@ class PointwiseLayers(RecurrentLayers):
     """Layers whose step is pointwise over the two projections; they run on `recurrence`.
 
     A subclass writes `step(xw_t, hw_t, h_{t-1}, c_{t-1}, *extras_t, *params) -> (h_t, c_t)` and, when it
-    needs them, `step_params(k)` (tensors the step differentiates) and `step_extras(k, x)` (random masks,
-    one (T, B, ·) tensor each, sampled once per forward).
+    needs them, `step_params(k)` (tensors the step differentiates). Cells with random masks pass them to
+    `recurrence` from their own `layer_forward`. `separable = True` declares that unit j of (h, c)
+    depends only on unit j of each input and parameter (no LayerNorm, no cumax): the faster backward.
     """
 
+    separable = False
+
     def __init__(self, *args, engine="fused", **kwargs):
-        if engine not in ("fused", "autograd"):
-            raise ValueError(f"unknown engine {engine!r}; use 'fused' or 'autograd'")
+        check_engine(engine)
         self.engine = engine
         super().__init__(*args, **kwargs)
 
@@ -131,12 +133,9 @@ class PointwiseLayers(RecurrentLayers):
     def step_params(self, k):
         return []
 
-    def step_extras(self, k, x):
-        return []
-
     def layer_forward(self, k, x, h0, c0):
         return recurrence(self.step, self.input_projection(k, x), h0, c0, self.layer_param("weight_hh", k),
-                          params=self.step_params(k), extras=self.step_extras(k, x), engine=self.engine)
+                          params=self.step_params(k), engine=self.engine, separable=self.separable)
 
 
 def lstm_gates(z):

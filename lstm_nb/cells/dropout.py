@@ -98,6 +98,8 @@ class WeightDropLSTM(LSTM):
 class MaskedLSTM(PointwiseLayers):
     """An LSTM whose step takes random masks (`masks`); without masks (eval, p = 0) it is the LSTM."""
 
+    separable = True  # every mask acts unit by unit
+
     def masks(self, k, x):
         raise NotImplementedError
 
@@ -106,7 +108,7 @@ class MaskedLSTM(PointwiseLayers):
         masks = self.masks(k, x)
         if not masks:
             return lstm_recurrence(xw, h0, c0, w_hh, self.engine)
-        return recurrence(self.step, xw, h0, c0, w_hh, extras=masks, engine=self.engine)
+        return recurrence(self.step, xw, h0, c0, w_hh, extras=masks, engine=self.engine, separable=self.separable)
 
 
 class OneMaskLSTM(MaskedLSTM):

@@ -82,6 +82,8 @@ class URLSTM(PointwiseLayers):
     With ugi=False this is the R-LSTM ablation: no b_f, and the forget slice of b_ih set to 1.
     """
 
+    separable = True  # f, r, u, o and b_f of unit j only reach unit j
+
     def __init__(self, *args, ugi=True, **kwargs):
         self.ugi = ugi
         super().__init__(*args, **kwargs)

@@ -7,7 +7,7 @@
 An `nn.LSTM` state dict loads into it unchanged (same parameter names and shapes).
 """
 
-from ..recurrence import lstm_recurrence
+from ..recurrence import check_engine, lstm_recurrence
 from .base import RecurrentLayers
 
 
@@ -16,8 +16,7 @@ class LSTM(RecurrentLayers):
     `engine="autograd"` the plain autograd loop kept as reference."""
 
     def __init__(self, *args, engine="fused", **kwargs):
-        if engine not in ("fused", "autograd"):
-            raise ValueError(f"unknown engine {engine!r}; use 'fused' or 'autograd'")
+        check_engine(engine)
         self.engine = engine
         super().__init__(*args, **kwargs)
 

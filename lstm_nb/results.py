@@ -1,0 +1,40 @@
+"""One table of finished runs, read from the JSON files in run/ (so it shows what was measured, by
+whichever session or machine ran it), for the notebooks and the README."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths
+
+
+def summaries(pattern="*", run_root=None):
+    """Every finished run whose experiment matches `pattern` (a glob), one row each.
+
+    An experiment named `<notebook>-<dataset>-<preset>` gives the `preset` column. Word-level rows get
+    perplexities, character-level rows bits per character; `dynamic_*` columns come from
+    `dynamic_eval_chosen.json` when dynamic evaluation was run.
+    """
+    rows = []
+    for path in sorted(Path(run_root or paths.run_dir()).glob(f"{pattern}/*/metrics.json")):
+        summary = json.loads(path.read_text())
+        unit = "perplexity" if "best_validation_perplexity" in summary else "bpc"
+        row = {
+            "dataset": summary["corpus"],
+            "preset": summary["experiment"].rsplit("-", 1)[-1],
+            "model": summary["model_name"],
+            "parameters": summary["parameters"],
+            "epochs": summary["epochs_trained"],
+            "minutes": round(summary["training_duration"] / 60, 1),
+            "unit": unit,
+            "validation": summary[f"best_validation_{unit}"],
+            "test": summary.get(f"test_{unit}"),
+        }
+        chosen = path.parent / "dynamic_eval_chosen.json"
+        if chosen.exists():
+            dyn = json.loads(chosen.read_text())
+            row.update(dynamic_validation=dyn["valid"][f"dynamic_{unit}"], dynamic_test=dyn["test"][f"dynamic_{unit}"],
+                       dynamic_lr=dyn["lr"])
+        rows.append(row)
+    return pd.DataFrame(rows)

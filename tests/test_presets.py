@@ -1,0 +1,70 @@
+"""The `paper` presets are the official configurations, value by value (PAPERS.md §2.3), and every
+preset builds a model of the size it claims."""
+
+import pytest
+
+from lstm_nb import models, presets, train
+
+# deepmind/lamb, lamb/experiment/mogrifier/config/786252db3825+_tune_ptb_24m_lstm_{fm_}d2_arms/trial_*/config
+OFFICIAL_PTB = {
+    "mogrifier": {  # trial_483
+        "rounds": 5, "rank": 84, "input_dropout": 0.729, "inter_layer_dropout": 0.291, "state_dropout": 0.387,
+        "output_dropout": 0.716, "l2_penalty": 2.52e-4, "learning_rate": 2.30e-3,
+    },
+    "lstm": {  # trial_833
+        "rounds": 0, "rank": None, "input_dropout": 0.628, "inter_layer_dropout": 0.307, "state_dropout": 0.369,
+        "output_dropout": 0.690, "l2_penalty": 2.49e-4, "learning_rate": 3.04e-3,
+    },
+}
+
+
+@pytest.mark.parametrize("name", ["mogrifier", "lstm"])
+def test_paper_preset_is_the_official_ptb_24m_configuration(name):
+    cfg = train.make_config(presets.get("mogrifier", "paper")["ptb"][name])
+    official, model, cell = OFFICIAL_PTB[name], cfg["model"], cfg["model"]["cell_options"]
+    assert cfg["data"]["corpus"] == "ptb" and cfg["data"]["fraction"] == 1.0
+    assert (cfg["data"]["batch_size"], cfg["data"]["bptt"]) == (64, 70)
+    assert model["cell"] == "mogrifier" and model["num_layers"] == 2
+    assert model["tie_weights"] is True and model["sum_layer_outputs"] is True  # lstm_skip_connection
+    assert model["parameter_budget"] == 24_000_000
+    assert cell["rounds"] == official["rounds"] and cell.get("rank") == official["rank"]
+    assert cell["cap_input_gate"] is True and cell["forget_bias"] == 1.0
+    assert model["input_dropout"] == official["input_dropout"]
+    assert model["inter_layer_dropout"] == official["inter_layer_dropout"]
+    assert cell["state_dropout"] == official["state_dropout"]
+    assert model["dropout"] == official["output_dropout"]
+    assert model.get("locked_dropout", False) is False  # shared_mask_dropout=False: fresh masks per step
+    optimizer = cfg["optimizer"]
+    assert optimizer["name"] == "Adam" and optimizer["betas"] == [0.0, 0.999] and optimizer["eps"] == 1e-8
+    assert optimizer["lr"] == official["learning_rate"]
+    assert optimizer["weight_decay"] == official["l2_penalty"]  # coupled L2, as lamb's l2_penalty
+    assert cfg["clip"] == 10.0
+    assert cfg["seed"] == 1
+    assert cfg["scheduler"] is None
+
+
+def test_paper_budget_gives_the_hidden_sizes_of_the_24m_models():
+    """PAPERS.md §2.3 derives ≈912 (Mogrifier) and ≈951 (LSTM, one bias per gate; nn.LSTM's two bias
+    vectors cost 4H more, so 950 here)."""
+    setup = presets.get("mogrifier", "paper")["ptb"]
+    sizes = {}
+    for name, cfg in setup.items():
+        options = {k: v for k, v in cfg["model"].items() if k != "parameter_budget"}
+        sizes[name] = models.size_for_budget(models.LanguageModel, 10_000, 24_000_000, options)["hidden_size"]
+    assert sizes == {"mogrifier": 912, "lstm": 950}
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu"])
+def test_scaled_presets_compare_models_of_equal_size(preset):
+    setup = presets.get("mogrifier", preset)
+    for corpus, vocab in (("ptb", 10_000), ("wikitext-2", 33_278)):
+        counts = {name: models.count_parameters(models.build(vocab, **cfg["model"]))
+                  for name, cfg in setup[corpus].items()}
+        budget = setup[corpus]["lstm"]["model"]["parameter_budget"]
+        assert all(n <= budget for n in counts.values())
+        assert abs(counts["lstm"] - counts["mogrifier"]) / budget < 0.02, counts
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="unknown preset 'gpu'"):
+        presets.get("mogrifier", "gpu")
