@@ -51,21 +51,24 @@ def gradient_mean_square(model, data, device, train_batches):
 
 
 def dynamic_evaluate(model, data, split, device, lr, decay, rule="rms", segment_length=None, eps=1e-3,
-                     train_batches=100):
+                     train_batches=100, mean_square=None):
     """Mean NLL per token of `split` under dynamic evaluation (token-weighted, like `train.evaluate`).
 
     segment_length: tokens per adaptation step (default: the data's bptt); the split's streams are
     the data's evaluation batch (batch 1 is the paper's setting: one stream, no mixing of texts).
+    mean_square: `gradient_mean_square(model, data, device, train_batches)` when already computed.
     """
     if rule not in RULES:
         raise ValueError(f"unknown dynamic-evaluation rule {rule!r}; use one of {', '.join(RULES)}")
     if not data.carry_state:
         raise ValueError("dynamic evaluation reads a continuous text: it needs a stream corpus (PTB, WikiText-2)")
+    if rule == "rms" and mean_square is None:
+        mean_square = gradient_mean_square(model, data, device, train_batches)
     model = copy.deepcopy(model)
     params = [p for p in model.parameters() if p.requires_grad]
     start = [p.detach().clone() for p in params]
     if rule == "rms":
-        rms = [ms.sqrt() for ms in gradient_mean_square(model, data, device, train_batches)]
+        rms = [ms.sqrt() for ms in mean_square]
         mean_rms = sum(r.sum() for r in rms) / sum(r.numel() for r in rms)
         step_scale = [1.0 / (r + eps) for r in rms]
         decay_rate = [(decay * r / mean_rms).clamp(max=1.0) for r in rms]
@@ -88,9 +91,11 @@ def dynamic_evaluate(model, data, split, device, lr, decay, rule="rms", segment_
 
 
 def evaluate_run(folder, split="test", lr=1e-4, decay=0.02, rule="rms", segment_length=None, eps=1e-3,
-                 train_batches=100, device="auto"):
+                 train_batches=100, device="auto", loaded=None):
     """Static and dynamic evaluation of a finished run's best model on `split`. Every result is kept in
-    `<folder>/dynamic_eval.json` with its options, and read back from there when asked again."""
+    `<folder>/dynamic_eval.json` with its options, and read back from there when asked again.
+    `loaded`: a dict shared by calls on the same run, so its data, model and training-gradient
+    statistics are loaded and computed once."""
     folder = Path(folder)
     options = {"split": split, "lr": lr, "decay": decay, "rule": rule, "segment_length": segment_length,
                "eps": eps, "train_batches": train_batches}
@@ -99,12 +104,19 @@ def evaluate_run(folder, split="test", lr=1e-4, decay=0.02, rule="rms", segment_
     for result in saved:
         if result["options"] == options:
             return result
-    data = data_module.build(**make_config(json.loads((folder / "config.json").read_text())["config"])["data"])
-    device = pick_device(device)
-    model = load_model(folder, device=device)
+    loaded = {} if loaded is None else loaded
+    if "model" not in loaded:
+        loaded["device"] = pick_device(device)
+        loaded["data"] = data_module.build(**make_config(json.loads((folder / "config.json").read_text())["config"])["data"])
+        loaded["model"] = load_model(folder, device=loaded["device"])
+        loaded["mean_square"] = {}
+    data, model, device = loaded["data"], loaded["model"], loaded["device"]
+    if rule == "rms" and train_batches not in loaded["mean_square"]:
+        loaded["mean_square"][train_batches] = gradient_mean_square(model, data, device, train_batches)
     known = [r["static_loss"] for r in saved if r["options"]["split"] == split]  # independent of the options
     static = known[0] if known else evaluate(model, data, split, device)
-    dynamic = dynamic_evaluate(model, data, split, device, lr, decay, rule, segment_length, eps, train_batches)
+    dynamic = dynamic_evaluate(model, data, split, device, lr, decay, rule, segment_length, eps, train_batches,
+                               mean_square=loaded["mean_square"].get(train_batches))
     result = {"options": options, **loss_metrics("static", static, data.unit), **loss_metrics("dynamic", dynamic, data.unit)}
     checkpoints.save_json(saved + [result], path)
     return result
@@ -114,11 +126,12 @@ def tune_and_test(folder, lr_grid, **options):
     """Krause's protocol: pick the learning rate with the lowest dynamic loss on the validation split,
     then evaluate the test split once with it. Returns {"lr", "valid", "test"} (each a result dict),
     also saved as `<folder>/dynamic_eval_chosen.json`."""
-    valid = {lr: evaluate_run(folder, "valid", lr=lr, **options) for lr in lr_grid}
+    loaded = {}
+    valid = {lr: evaluate_run(folder, "valid", lr=lr, loaded=loaded, **options) for lr in lr_grid}
     finite = {lr: r for lr, r in valid.items() if math.isfinite(r["dynamic_loss"])}
     if not finite:
         raise FloatingPointError(f"dynamic evaluation diverged for every lr in {lr_grid}; try smaller ones")
     best = min(finite, key=lambda lr: finite[lr]["dynamic_loss"])
-    chosen = {"lr": best, "valid": valid[best], "test": evaluate_run(folder, "test", lr=best, **options)}
+    chosen = {"lr": best, "valid": valid[best], "test": evaluate_run(folder, "test", lr=best, loaded=loaded, **options)}
     checkpoints.save_json(chosen, Path(folder) / "dynamic_eval_chosen.json")
     return chosen
