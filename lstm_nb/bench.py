@@ -5,13 +5,15 @@ For each (batch, bptt, hidden) shape — PTB-like by default — one training st
 a sum over the outputs, input size = hidden size) of each implementation is timed, all implementations
 interleaved round after round so that the machine's drift hits them alike; the best round counts.
 Ratios are to nn.LSTM and to the from-scratch `lstm` of the same run. Memory is what autograd keeps
-for the backward (bytes of distinct tensors saved), plus the CUDA peak on a GPU.
+for the backward (bytes of distinct tensors saved), plus the CUDA peak on a GPU. The row
+`mogrifier_products_only` is no cell: only the matrix products of a full-rank Mogrifier step, its floor.
 """
 
 import argparse
 import json
 import sys
 import time
+from functools import partial
 
 import torch
 
@@ -33,6 +35,35 @@ def options(name, bptt, hidden):
             "chrono_lstm": {"t_max": bptt}, "on_lstm": {"chunk_size": 10 if hidden % 10 == 0 else 1}}.get(name, {})
 
 
+def mogrifier_products(batch, bptt, hidden, device, rounds=5):
+    """Only the matrix products of one training step of a full-rank Mogrifier layer, in the order its
+    fused engine runs them (per step: the round maps and [W_ih | W_hh]; backward: their transposes; then
+    every weight gradient over all T·B rows), with no pointwise work: a floor for `mogrifier`."""
+    H, randn = hidden, partial(torch.randn, device=device)
+    w_cat, maps = randn(4 * H, 2 * H), [randn(H, H) for _ in range(rounds)]
+    maps_t = [w.t().contiguous() for w in maps]
+    src, xh = randn(bptt, batch, H), randn(bptt, batch, 2 * H)
+    d_z, d_a = randn(bptt, batch, 4 * H), randn(bptt, batch, H)
+
+    def step():
+        for src_t, xh_t in zip(src, xh):
+            for w_t in maps_t:
+                src_t @ w_t
+            xh_t @ w_cat.t()
+        for d_z_t, d_a_t in zip(d_z, d_a):
+            d_z_t @ w_cat
+            for w in maps:
+                d_a_t @ w
+        d_z.reshape(-1, 4 * H).t() @ xh.reshape(-1, 2 * H)
+        for _ in maps:
+            d_a.reshape(-1, H).t() @ src.reshape(-1, H)
+
+    return step
+
+
+FLOORS = {"mogrifier_products_only": mogrifier_products}
+
+
 def saved_bytes(step):
     """Bytes of the distinct tensors autograd saves for backward while `step` builds its graph."""
     seen = {}
@@ -49,25 +80,28 @@ def saved_bytes(step):
 def bench_shape(names, batch, bptt, hidden, repeats, device):
     torch.manual_seed(0)
     x = torch.randn(bptt, batch, hidden, device=device, requires_grad=True)
-    layers = {n: cells.build(VARIANTS.get(n, n), hidden, hidden, **options(n, bptt, hidden)).to(device) for n in names}
+    layers = {n: cells.build(VARIANTS.get(n, n), hidden, hidden, **options(n, bptt, hidden)).to(device)
+              for n in names if n not in FLOORS}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def step(layer):
+    def training_step(layer):
         out = layer(x)[0]
         out.sum().backward()
 
+    steps = {n: FLOORS[n](batch, bptt, hidden, device) if n in FLOORS else partial(training_step, layers[n]) for n in names}
     times = {n: [] for n in names}
-    memory, cuda_peak = {}, {}
-    for n, layer in layers.items():  # warm-up, and the memory of one step
+    memory, cuda_peak = {n: 0 for n in FLOORS}, {}
+    for n, layer in layers.items():  # the memory of one step
         _, memory[n] = saved_bytes(lambda layer=layer: layer(x)[0].sum())
-        step(layer)
+    for step in steps.values():  # warm-up
+        step()
     for _ in range(repeats):
-        for n, layer in layers.items():
+        for n, step in steps.items():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             sync()
             start = time.perf_counter()
-            step(layer)
+            step()
             sync()
             times[n].append(time.perf_counter() - start)
             if device.type == "cuda":
@@ -88,7 +122,8 @@ def bench_shape(names, batch, bptt, hidden, repeats, device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lstm_nb.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", nargs="+", default=[n for n in cells.available() if n != "nn.GRU"] + list(VARIANTS))
+    parser.add_argument("--cells", nargs="+",
+                        default=[n for n in cells.available() if n != "nn.GRU"] + list(VARIANTS) + list(FLOORS))
     parser.add_argument("--shapes", nargs="+", default=[f"{b}x{t}x{h}" for b, t, h in SHAPES],
                         help="BATCHxBPTTxHIDDEN")
     parser.add_argument("--repeats", type=int, default=3)
@@ -97,7 +132,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     names = list(dict.fromkeys(["nn.LSTM", "lstm", *args.cells]))  # the references always run
-    unknown = set(names) - set(cells.available()) - set(VARIANTS)
+    unknown = set(names) - set(cells.available()) - set(VARIANTS) - set(FLOORS)
     if unknown:
         parser.error(f"unknown cells {sorted(unknown)}; available: {', '.join(cells.available())}")
     rows = []

@@ -11,7 +11,10 @@ Two engines implement that contract:
 * :func:`lstm_recurrence` — the standard LSTM step with a hand-written backward (fast path).
 * :func:`recurrence` — any pointwise step ``step(xw_t, hw_t, h, c, *extras_t, *params) -> (h, c)``;
   its backward recomputes the step under autograd locally, one time step at a time, while the GEMMs
-  stay batched. Variants (UR-LSTM, LayerNorm, recurrent dropout, ...) only write the step.
+  stay batched. Variants (UR-LSTM, LayerNorm, recurrent dropout, ...) only write the step. Two faster
+  backwards: a *separable* step (unit j depends only on unit j) gets all its derivatives from two
+  batched autograd calls; a step that mixes units (LayerNorm, cumax) may bring its own hand-written
+  `step_forward` / `step_backward`.
 
 Both have a plain-autograd twin (``engine="autograd"``) that the tests use as the reference.
 """
@@ -27,14 +30,29 @@ def _lstm_pointwise(z, c_prev):
     return h, c
 
 
-def lstm_step_forward(a, c_prev, c, tc, h, cap_input_gate=False):
-    """One LSTM step in place. a: pre-activations [i, f, g, o] (B×4H), overwritten by σ(i), σ(f), tanh(g),
-    σ(o); writes c = f ⊙ c_prev + i ⊙ g (i → min(i, 1 − f) with `cap_input_gate`), tc = tanh(c), h = o ⊙ tc."""
+def lstm_activations_(a):
+    """σ, σ, tanh, σ in place on the [i, f, g, o] blocks of pre-activations a (B×4H); returns the four views."""
     H = a.shape[1] // 4
     a[:, :2 * H].sigmoid_()
     a[:, 2 * H:3 * H].tanh_()
     a[:, 3 * H:].sigmoid_()
-    i, f, g, o = a.chunk(4, 1)
+    return a.chunk(4, 1)
+
+
+def lstm_activation_derivatives(a):
+    """[σ'(i), σ'(f), tanh'(g), σ'(o)] from the activations a = [σ(i), σ(f), tanh(g), σ(o)] (…×4H):
+    σ' = a(1 − a), tanh' = 1 − g². No incoming gradient needed, so a backward computes them for every
+    step at once before its loop."""
+    H = a.shape[-1] // 4
+    d = a - a.square()
+    d[..., 2 * H:3 * H] = 1 - a[..., 2 * H:3 * H].square()
+    return d
+
+
+def lstm_step_forward(a, c_prev, c, tc, h, cap_input_gate=False):
+    """One LSTM step in place. a: pre-activations [i, f, g, o] (B×4H), overwritten by σ(i), σ(f), tanh(g),
+    σ(o); writes c = f ⊙ c_prev + i ⊙ g (i → min(i, 1 − f) with `cap_input_gate`), tc = tanh(c), h = o ⊙ tc."""
+    i, f, g, o = lstm_activations_(a)
     if cap_input_gate:
         i = torch.minimum(i, 1 - f)
     torch.mul(f, c_prev, out=c)
@@ -43,13 +61,13 @@ def lstm_step_forward(a, c_prev, c, tc, h, cap_input_gate=False):
     torch.mul(o, tc, out=h)
 
 
-def lstm_step_backward(a, c_prev, tc, dh, dc, dz, cap_input_gate=False):
-    """Backward of `lstm_step_forward` from its saved activations a, c_prev and tc = tanh(c): writes the
+def lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh, dc, dz, cap_input_gate=False):
+    """Backward of `lstm_step_forward` from its saved activations a, c_prev and tc = tanh(c), the
+    activations' derivatives d_act and ∂h/∂c = o (1 − tc²) (see `lstm_backward_factors`): writes the
     pre-activation gradient into dz (B×4H) and returns dc_prev."""
-    H = a.shape[1] // 4
-    i, f, g, o = a.chunk(4, 1)
+    i, f, g, _ = a.chunk(4, 1)
     di, df, dg, do = dz.chunk(4, 1)
-    dc = dc + dh * o * (1 - tc * tc)
+    dc = torch.addcmul(dc, dh, dh_dc)
     torch.mul(dh, tc, out=do)
     torch.mul(dc, c_prev, out=df)
     if cap_input_gate:  # i_eff = min(i, 1 − f): where capped, its gradient goes to f with a minus sign
@@ -61,11 +79,14 @@ def lstm_step_backward(a, c_prev, tc, dh, dc, dz, cap_input_gate=False):
     else:
         torch.mul(dc, g, out=di)
     torch.mul(dc, i, out=dg)
-    # σ' = a(1 − a) for i, f, o; tanh' = 1 − g² for g.
-    dz[:, :2 * H].mul_(a[:, :2 * H] - a[:, :2 * H].square())
-    do.mul_(o - o * o)
-    dg.mul_(1 - g * g)
+    dz.mul_(d_act)
     return dc * f
+
+
+def lstm_backward_factors(acts, tcs):
+    """For every step at once (T, B, ·): the activations' derivatives and ∂h_t/∂c_t = o (1 − tanh²(c))."""
+    H = tcs.shape[-1]
+    return lstm_activation_derivatives(acts), acts[..., 3 * H:] * (1 - tcs.square())
 
 
 class _LSTMFunction(torch.autograd.Function):
@@ -80,10 +101,9 @@ class _LSTMFunction(torch.autograd.Function):
         tcs = xw.new_empty(T, B, H)  # tanh(c_t), reused by the backward
         hs[0] = h0
         cs[0] = c0
-        for t, xw_t in enumerate(xw.unbind(0)):
-            h_in = hs[t] if h_mask is None else hs[t] * h_mask
-            torch.addmm(xw_t, h_in, w_t, out=acts[t])
-            lstm_step_forward(acts[t], cs[t], cs[t + 1], tcs[t], hs[t + 1])
+        for xw_t, a, h_prev, h, c_prev, c, tc in zip(*step_views(xw, acts, hs[:T], hs[1:], cs[:T], cs[1:], tcs)):
+            torch.addmm(xw_t, h_prev if h_mask is None else h_prev * h_mask, w_t, out=a)
+            lstm_step_forward(a, c_prev, c, tc, h)
         ctx.save_for_backward(acts, hs, cs, tcs, w_hh, h_mask)
         return hs[1:], hs[T].clone(), cs[T].clone()
 
@@ -96,10 +116,10 @@ class _LSTMFunction(torch.autograd.Function):
         dh = d_hT if d_hT is not None else torch.zeros_like(hs[0])
         dc = d_cT if d_cT is not None else torch.zeros_like(cs[0])
         dz = torch.empty_like(acts)
-        for t in range(T - 1, -1, -1):
-            dh = dh + d_out[t]
-            dc = lstm_step_backward(acts[t], cs[t], tcs[t], dh, dc, dz[t])
-            dh = dz[t] @ w_hh if h_mask is None else (dz[t] @ w_hh) * h_mask
+        steps = zip(*step_views(d_out, acts, *lstm_backward_factors(acts, tcs), cs, tcs, dz))
+        for d_out_t, a, d_act, dh_dc, c_prev, tc, dz_t in reversed(list(steps)):
+            dc = lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh + d_out_t, dc, dz_t)
+            dh = dz_t @ w_hh if h_mask is None else (dz_t @ w_hh) * h_mask
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
         d_w_hh = dz.reshape(T * B, G).t() @ h_in.reshape(T * B, H)
         return dz, dh, dc, d_w_hh, None
@@ -124,6 +144,12 @@ def lstm_recurrence(xw, h0, c0, w_hh, engine="fused", h_mask=None):
     return torch.stack(outs), (h, c)
 
 
+def step_views(*sequences):
+    """Each (T, …) tensor as its T per-step views, made once (indexing inside a loop costs more than the
+    small per-step ops); None stays None."""
+    return [None if v is None else v.unbind(0) for v in sequences]
+
+
 def check_engine(engine):
     """Refuse an engine name other than "fused" (hand-written backward) or "autograd" (the reference)."""
     if engine not in ("fused", "autograd"):
@@ -140,16 +166,15 @@ class _StepFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, step, xw, h0, c0, w_hh, h_mask, extras, *params):
         w_t = w_hh.t()
-        h, c, hs, cs, hws = h0, c0, [h0], [c0], []
-        for t, xw_t in enumerate(xw.unbind(0)):
-            hw = (h if h_mask is None else h * h_mask) @ w_t
+        h, c, hs, cs, hws = h0, c0, [h0], [c0], torch.empty_like(xw)
+        for t, (xw_t, hw) in enumerate(zip(*step_views(xw, hws))):
+            torch.mm(h if h_mask is None else h * h_mask, w_t, out=hw)
             h, c = step(xw_t, hw, h, c, *_per_step(extras, t), *params)
             hs.append(h)
             cs.append(c)
-            hws.append(hw)
         hs, cs = torch.stack(hs), torch.stack(cs)
         ctx.step, ctx.extras = step, extras
-        ctx.save_for_backward(xw, hs, cs, torch.stack(hws), w_hh, h_mask, *params)
+        ctx.save_for_backward(xw, hs, cs, hws, w_hh, h_mask, *params)
         return hs[1:], h.clone(), c.clone()
 
     @staticmethod
@@ -182,30 +207,29 @@ class _StepFunction(torch.autograd.Function):
 
 
 class _SeparableStepFunction(_StepFunction):
-    """A step whose every input element of unit j (in any gate block, and every per-unit parameter)
-    influences only unit j of (h, c): the LSTM family's gates, masks and zoneout; not LayerNorm or
-    cumax. Its Jacobian is then diagonal per unit, so two autograd calls over all T·B rows at once give
-    every ∂h_j/∂· and ∂c_j/∂·, and the loop backward is a few elementwise products plus dZ_t W_hh."""
+    """A step that reads xw and hw only through their sum z = xw + hw, and whose every input element of
+    unit j (in any gate block) influences only unit j of (h, c): the LSTM family's gates, masks and
+    zoneout; not LayerNorm or cumax. Its Jacobian is then diagonal per unit, so two autograd calls over
+    all T·B rows at once give every ∂h_j/∂· and ∂c_j/∂·, and the loop backward is a few elementwise
+    products plus dZ_t W_hh."""
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
-        xw, hs, cs, hws, w_hh, h_mask, *params = ctx.saved_tensors
+        xw, hs, cs, hws, w_hh, h_mask = ctx.saved_tensors
         T, B, G = xw.shape
         H = hs.shape[-1]
-        rows = [v.reshape(T * B, v.shape[-1]).detach().requires_grad_() for v in (xw, hws, hs[:T], cs[:T])]
-        rows += [p.detach().expand(T * B, *p.shape).requires_grad_() for p in params]
+        rows = [v.reshape(T * B, v.shape[-1]).detach().requires_grad_() for v in (hws, hs[:T], cs[:T])]
         extras = [e.reshape(T * B, e.shape[-1]) for e in ctx.extras]
         with torch.enable_grad():
-            h, c = ctx.step(*rows[:4], *extras, *rows[4:])
+            h, c = ctx.step(xw.reshape(T * B, G), *rows, *extras)
             jh = torch.autograd.grad(h, rows, torch.ones_like(h), retain_graph=True, allow_unused=True)
             jc = torch.autograd.grad(c, rows, torch.ones_like(c), allow_unused=True)
 
         def per_unit(j, v):  # (T·B, n·H) → (T, B, n, H); unused inputs get zeros
             return (torch.zeros_like(v) if j is None else j).reshape(T, B, -1, H)
 
-        (jh_xw, jh_hw, jh_h, jh_c, *jh_p), (jc_xw, jc_hw, jc_h, jc_c, *jc_p) = (
-            [per_unit(j, v) for j, v in zip(js, rows)] for js in (jh, jc))
-        uses_h = jh[2] is not None or jc[2] is not None  # zoneout keeps h_{t-1}
+        uses_h = jh[1] is not None or jc[1] is not None  # zoneout keeps h_{t-1}
+        (jh_z, jh_h, jh_c), (jc_z, jc_h, jc_c) = ([per_unit(j, v) for j, v in zip(js, rows)] for js in (jh, jc))
         # dh[t], dc[t]: the gradients reaching h_t, c_t (t = 0 … T), filled from the end.
         dh, dc = hs.new_zeros(T + 1, B, H), cs.new_zeros(T + 1, B, H)
         if d_hT is not None:
@@ -214,36 +238,102 @@ class _SeparableStepFunction(_StepFunction):
             dc[T] = d_cT
         if d_out is not None:
             dh[1:] += d_out
-        d_hw = torch.empty_like(hws)
-        for t in range(T, 0, -1):
-            s, g_h, g_c = t - 1, dh[t][:, None], dc[t][:, None]
-            g_hw = d_hw[s].view(B, -1, H)
-            torch.mul(jh_hw[s], g_h, out=g_hw).addcmul_(jc_hw[s], g_c)
-            torch.mul(jh_c[s], g_h, out=dc[s][:, None]).addcmul_(jc_c[s], g_c)
-            back = d_hw[s] @ w_hh
-            dh[s] += back if h_mask is None else back * h_mask
+        d_z = torch.empty_like(hws)  # = d_xw = d_hw
+        views = step_views(dh, dh[:, :, None], dc[:, :, None], d_z, d_z.view(T, B, -1, H), jh_z, jc_z, jh_c, jc_c,
+                           jh_h, jc_h)
+        dh_v, dh3, dc3, d_z_v, d_z4, jh_z, jc_z, jh_c, jc_c, jh_h, jc_h = views
+        for s in range(T - 1, -1, -1):
+            g_h, g_c = dh3[s + 1], dc3[s + 1]
+            torch.mul(jh_z[s], g_h, out=d_z4[s]).addcmul_(jc_z[s], g_c)
+            torch.mul(jh_c[s], g_h, out=dc3[s]).addcmul_(jc_c[s], g_c)
+            if h_mask is None:
+                dh_v[s].addmm_(d_z_v[s], w_hh)
+            else:
+                dh_v[s].addcmul_(d_z_v[s] @ w_hh, h_mask)
             if uses_h:
-                dh[s][:, None].addcmul_(jh_h[s], g_h).addcmul_(jc_h[s], g_c)
-        g_h, g_c = dh[1:, :, None], dc[1:, :, None]
-        same = torch.equal(jh_xw, jh_hw) and torch.equal(jc_xw, jc_hw)  # z = xw + hw: both alike
-        d_xw = d_hw.clone() if same else (jh_xw * g_h + jc_xw * g_c).reshape(T, B, G)
-        d_params = [(a * g_h + b * g_c).sum((0, 1)).reshape(p.shape) for a, b, p in zip(jh_p, jc_p, params)]
+                dh3[s].addcmul_(jh_h[s], g_h).addcmul_(jc_h[s], g_c)
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
-        d_w_hh = d_hw.reshape(-1, G).t() @ h_in.reshape(-1, H)
-        return (None, d_xw, dh[0], dc[0], d_w_hh, None, None, *d_params)
+        d_w_hh = d_z.reshape(-1, G).t() @ h_in.reshape(-1, H)
+        return (None, d_z, dh[0], dc[0], d_w_hh, None, None)
 
 
-def recurrence(step, xw, h0, c0, w_hh, params=(), extras=(), h_mask=None, engine="fused", separable=False):
+class _HandWrittenStepFunction(torch.autograd.Function):
+    """A step with its own backward, `kernel.step_forward` / `kernel.step_backward`: no autograd at all
+    inside the loop, and the per-step results written in place into (T, B, ·) buffers (stacking them
+    afterwards would cost a copy each). For steps that mix units (LayerNorm statistics, cumax), where
+    neither the per-step autograd of `_StepFunction` nor the separable shortcut applies."""
+
+    @staticmethod
+    def forward(ctx, kernel, xw, h0, c0, w_hh, h_mask, extras, *params):
+        T, B, G = xw.shape
+        H = h0.shape[-1]
+        hs, cs, hws = xw.new_empty(T + 1, B, H), xw.new_empty(T + 1, B, H), xw.new_empty(T, B, G)
+        own = [xw.new_empty(T, B, width) for width in kernel.saved_widths(G, H)]
+        hs[0], cs[0] = h0, c0
+        w_t = w_hh.t()
+        steps = zip(*step_views(xw, hws, hs[:T], hs[1:], cs[:T], cs[1:], *own))
+        for t, (xw_t, hw, h_prev, h, c_prev, c, *own_t) in enumerate(steps):
+            torch.mm(h_prev if h_mask is None else h_prev * h_mask, w_t, out=hw)
+            kernel.step_forward(xw_t, hw, c_prev, h, c, own_t, *_per_step(extras, t), *params)
+        ctx.kernel, ctx.extras, ctx.n_own = kernel, extras, len(own)
+        ctx.save_for_backward(hs, cs, hws, w_hh, h_mask, *own, *params)
+        return hs[1:], hs[T].clone(), cs[T].clone()
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT, d_cT):
+        hs, cs, hws, w_hh, h_mask, *rest = ctx.saved_tensors
+        own, params = rest[:ctx.n_own], rest[ctx.n_own:]
+        T = hws.shape[0]
+        saved = [hws, cs[:T], cs[1:], *own]
+        dh = d_hT if d_hT is not None else torch.zeros_like(hs[0])
+        dc = d_cT if d_cT is not None else torch.zeros_like(cs[0])
+        d_xw, d_hw, kept = torch.empty_like(hws), [], []
+        steps = list(zip(*step_views(d_xw, *saved, *ctx.kernel.backward_factors(saved, ctx.extras))))
+        for t in range(T - 1, -1, -1):
+            if d_out is not None:
+                dh = dh + d_out[t]
+            d_xw_t, *saved_t = steps[t]
+            g_hw, dc, k = ctx.kernel.step_backward(dh, dc, saved_t, d_xw_t, *_per_step(ctx.extras, t), *params)
+            back = g_hw @ w_hh
+            dh = back if h_mask is None else back * h_mask
+            d_hw.append(g_hw)
+            kept.append(k)
+        # A step whose recurrent projection enters like the input one (no LayerNorm) returns d_xw_t itself.
+        d_hw = d_xw if d_hw[-1] is steps[0][0] else torch.stack(d_hw[::-1])
+        kept = [torch.stack(v[::-1]) for v in zip(*kept)]
+        d_params = ctx.kernel.params_backward(saved, kept, d_xw, *params) if params else []
+        h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
+        d_w_hh = d_hw.reshape(-1, d_hw.shape[-1]).t() @ h_in.reshape(-1, h_in.shape[-1])
+        return (None, d_xw, dh, dc, d_w_hh, None, None, *d_params)
+
+
+def recurrence(step, xw, h0, c0, w_hh, params=(), extras=(), h_mask=None, engine="fused", separable=False,
+               kernel=None):
     """Run `step` over time: h_t, c_t = step(xw_t, h_{t-1}' W_hhᵀ, h_{t-1}, c_{t-1}, *extras[t], *params)
     with h_{t-1}' = h_{t-1} ⊙ h_mask when a mask is given.
 
     xw: (T, B, G) input projections; extras: tensors indexed by time step (random masks, sampled once
     per forward so the backward sees the same ones); params: tensors the step differentiates.
-    `separable=True` declares that unit j of (h, c) depends only on unit j of every input (G = n·H
-    gate blocks, per-unit params): the backward then needs no autograd inside its loop.
+    `separable=True` declares that the step reads xw and hw only through xw + hw and that unit j of
+    (h, c) depends only on unit j of every input (G = n·H gate blocks; no params: fold per-unit ones
+    into xw, as `URLSTM.input_projection` does): the backward then needs no autograd inside its loop.
+    `kernel`: an object computing the same step by hand (a step that does not read h_{t-1} itself), with
+    per-step buffers (T, B, w) for what it saves, w from `saved_widths(G, H)`:
+    `step_forward(xw_t, hw_t, c_{t-1}, h_t, c_t, own_t, *extras[t], *params)` writes h_t, c_t and own_t in
+    place; `backward_factors(saved, extras)`, with saved = [hw, c_{t-1}, c_t, *own] over all steps,
+    returns the backward's terms that need no incoming gradient, for all steps at once;
+    `step_backward(dh_t, dc_t, (*saved_t, *factors_t), d_xw_t, *extras[t], *params) -> (d_hw_t,
+    dc_{t-1}, kept_t)` writes d_xw_t in place (and returns it as d_hw_t when hw enters like xw); with
+    params, `params_backward(saved, kept, d_xw, *params) -> d_params` runs once over all steps.
+    The fused engine then uses it; `step` stays the autograd engine's reference.
     """
+    if separable and params:
+        raise ValueError("a separable step takes no params: add per-unit parameters to xw before the loop")
     if engine == "fused":
-        function = _SeparableStepFunction if separable else _StepFunction
+        if kernel is not None:
+            function, step = _HandWrittenStepFunction, kernel
+        else:
+            function = _SeparableStepFunction if separable else _StepFunction
         out, h, c = function.apply(step, xw, h0, c0, w_hh, h_mask, tuple(extras), *params)
         return out, (h, c)
     check_engine(engine)

@@ -10,6 +10,7 @@ from torch import nn
 from lstm_nb import cells
 from lstm_nb.cells.base import lstm_gates
 from lstm_nb.cells.dropout import embedding_dropout, locked_dropout
+from lstm_nb.recurrence import recurrence
 
 OPTIONS = {"chrono_lstm": {"t_max": 10}, "mogrifier": {"rounds": 3, "rank": 1}, "on_lstm": {"chunk_size": 2}}
 DOUBLE = {"dtype": torch.float64}
@@ -430,22 +431,51 @@ def test_layernorm_equals_a_hand_computation_and_carries_the_raw_cell(carry_norm
     torch.testing.assert_close(c_n[0], c, rtol=0, atol=1e-12)  # raw c carried, or LN(c) when asked
 
 
-def test_generic_engine_matches_its_autograd_reference():
+@pytest.mark.parametrize("name, options", [
+    ("ur_lstm", {}), ("r_lstm", {}), ("moon_lstm", {}), ("semeniuta_lstm", {}), ("zoneout_lstm", {}),  # separable
+    ("layernorm_lstm", {}), ("layernorm_lstm", {"carry_normalized_cell": True}), ("layernorm_gal_lstm", {}),
+    ("layernorm_moon_lstm", {}), ("layernorm_semeniuta_lstm", {}),  # hand-written LayerNorm step
+    ("on_lstm", {}), ("on_lstm", {"chunk_size": 1}),  # hand-written cumax step
+])
+def test_fused_engine_matches_its_autograd_reference(name, options):
     torch.manual_seed(0)
-    for name in ["ur_lstm", "r_lstm", "moon_lstm", "semeniuta_lstm", "zoneout_lstm", "layernorm_gal_lstm", "on_lstm"]:
-        fused, plain = build(name, engine="fused"), build(name, engine="autograd")
-        plain.load_state_dict(fused.state_dict())
-        x = torch.randn(5, 3, 5, **DOUBLE, requires_grad=True)
-        hx = tuple(torch.randn(1, 3, 4, **DOUBLE, requires_grad=True) for _ in range(2))
-        weights = torch.randn(5, 3, 4, **DOUBLE)  # a different gradient reaching every output
-        grads = []
-        for layer in (fused, plain):
-            torch.manual_seed(1)
-            out, (h, c) = layer(x, hx)
-            loss = (out * weights).sum() + 3 * h.sum() - 2 * c.sum()
-            grads.append(torch.autograd.grad(loss, [x, *hx, *layer.parameters()]))
-        for a, b in zip(*grads):
-            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    fused, plain = build(name, engine="fused", **options), build(name, engine="autograd", **options)
+    for p in fused.parameters():
+        nn.init.normal_(p, std=0.5)  # LayerNorm gains and biases too, so every gradient term is exercised
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(5, 3, 5, **DOUBLE, requires_grad=True)
+    hx = tuple(torch.randn(1, 3, 4, **DOUBLE, requires_grad=True) for _ in range(2))
+    weights = torch.randn(5, 3, 4, **DOUBLE)  # a different gradient reaching every output
+    grads = []
+    for layer in (fused, plain):
+        torch.manual_seed(1)
+        out, (h, c) = layer(x, hx)
+        loss = (out * weights).sum() + 3 * h.sum() - 2 * c.sum()
+        grads.append(torch.autograd.grad(loss, [x, *hx, *layer.parameters()]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ur_lstm", "layernorm_lstm", "on_lstm"])
+def test_per_step_autograd_engine_matches_its_reference(name):
+    """The engine a new step runs on before it has a faster backward (`recurrence` with neither
+    `separable` nor `kernel`), on existing steps, with a recurrent mask."""
+    torch.manual_seed(0)
+    layer = build(name)
+    for p in layer.parameters():
+        nn.init.normal_(p, std=0.5)
+    xw = torch.randn(5, 3, layer.gate_rows(), **DOUBLE, requires_grad=True)
+    h0, c0, w_hh = (torch.randn(*shape, **DOUBLE, requires_grad=True) for shape in ((3, 4), (3, 4), (layer.gate_rows(), 4)))
+    params = [p.detach().requires_grad_() for p in layer.step_params(0)]
+    h_mask = torch.rand(3, 4, **DOUBLE)
+    weights = torch.randn(5, 3, 4, **DOUBLE)
+    grads = []
+    for engine in ("fused", "autograd"):
+        out, (h, c) = recurrence(layer.step, xw, h0, c0, w_hh, params=params, h_mask=h_mask, engine=engine)
+        loss = (out * weights).sum() + 3 * h.sum() - 2 * c.sum()
+        grads.append(torch.autograd.grad(loss, [xw, h0, c0, w_hh, *params]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
 def test_unknown_options_are_refused():
@@ -455,4 +485,8 @@ def test_unknown_options_are_refused():
         cells.build("mogrifier", 3, 4, rank=10)
     with pytest.raises(ValueError, match="does not accept"):
         cells.build("chrono_lstm", 3, 4)  # t_max is required
+    with pytest.raises(ValueError, match="separable step takes no params"):
+        zeros = torch.zeros(2, 1, 4)
+        recurrence(lambda *a: a, torch.zeros(2, 1, 16), zeros[0], zeros[0], torch.zeros(16, 4), params=[zeros],
+                   separable=True)
 

@@ -116,11 +116,15 @@ class PointwiseLayers(RecurrentLayers):
 
     A subclass writes `step(xw_t, hw_t, h_{t-1}, c_{t-1}, *extras_t, *params) -> (h_t, c_t)` and, when it
     needs them, `step_params(k)` (tensors the step differentiates). Cells with random masks pass them to
-    `recurrence` from their own `layer_forward`. `separable = True` declares that unit j of (h, c)
-    depends only on unit j of each input and parameter (no LayerNorm, no cumax): the faster backward.
+    `recurrence` from their own `layer_forward`. `separable = True` declares that the step reads xw and
+    hw only as their sum and that unit j of (h, c) depends only on unit j of each input (no LayerNorm,
+    no cumax, no step params): the faster backward. A step that mixes units may add a hand-written twin
+    (`saved_widths`, `step_forward`, `backward_factors`, `step_backward` and, with step params,
+    `params_backward`), which the fused engine then runs instead (see `recurrence`'s `kernel`).
     """
 
     separable = False
+    step_backward = None
 
     def __init__(self, *args, engine="fused", **kwargs):
         check_engine(engine)
@@ -135,13 +139,14 @@ class PointwiseLayers(RecurrentLayers):
 
     def layer_forward(self, k, x, h0, c0):
         return recurrence(self.step, self.input_projection(k, x), h0, c0, self.layer_param("weight_hh", k),
-                          params=self.step_params(k), engine=self.engine, separable=self.separable)
+                          params=self.step_params(k), engine=self.engine, separable=self.separable,
+                          kernel=self if self.step_backward else None)
 
 
 def lstm_gates(z):
     """nn.LSTM's gate activations on pre-activations z = [i, f, g, o]: σ(i), σ(f), tanh(g), σ(o)."""
-    i, f, g, o = z.chunk(4, -1)
-    return torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    i, f, _, o = torch.sigmoid(z).chunk(4, -1)  # one call for the three σ (σ(g) is not used)
+    return i, f, torch.tanh(z.chunk(4, -1)[2]), o
 
 
 def set_forget_bias(layers, k, values):

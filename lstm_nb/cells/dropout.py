@@ -24,8 +24,9 @@ from .lstm import LSTM
 
 
 def dropout_mask(shape, p, like):
-    """Bernoulli(1 − p) / (1 − p) of `shape`, on `like`'s device and dtype."""
-    return like.new_empty(shape).bernoulli_(1 - p).div_(1 - p)
+    """Bernoulli(1 − p) / (1 − p) of `shape`, on `like`'s device and dtype. Drawn as U < 1 − p, which on
+    CPU is twice as fast as `bernoulli_` (it matters for Semeniuta's and zoneout's per-step masks)."""
+    return (like.new_empty(shape).uniform_() < 1 - p).to(like.dtype).div_(1 - p)
 
 
 def locked_dropout(x, p, training):
@@ -164,11 +165,12 @@ class ZoneoutLSTM(MaskedLSTM):
             return []
         shape = (x.shape[0], x.shape[1], self.hidden_size)
         if self.training:
-            return [x.new_empty(shape).bernoulli_(z) for z in (self.zoneout_cell, self.zoneout_hidden)]
+            return [(x.new_empty(shape).uniform_() < z).to(x.dtype) for z in (self.zoneout_cell, self.zoneout_hidden)]
         return [x.new_full((1, 1, 1), z).expand(shape) for z in (self.zoneout_cell, self.zoneout_hidden)]
 
     def step(self, xw, hw, h, c, keep_c, keep_h):
         i, f, g, o = lstm_gates(xw + hw)
         c_new = f * c + i * g
         h_new = o * torch.tanh(c_new)
-        return keep_h * h + (1 - keep_h) * h_new, keep_c * c + (1 - keep_c) * c_new
+        # keep ⊙ previous + (1 − keep) ⊙ new, each as one lerp
+        return torch.lerp(h_new, h, keep_h), torch.lerp(c_new, c, keep_c)

@@ -9,6 +9,7 @@ Ablation names (first letter: the main gate's initialisation/activation; second:
 import torch
 import torch.nn.functional as F
 
+from ..recurrence import lstm_activation_derivatives, lstm_activations_
 from .base import PointwiseLayers, set_forget_bias
 from .lstm import LSTM
 
@@ -82,7 +83,7 @@ class URLSTM(PointwiseLayers):
     With ugi=False this is the R-LSTM ablation: no b_f, and the forget slice of b_ih set to 1.
     """
 
-    separable = True  # f, r, u, o and b_f of unit j only reach unit j
+    separable = True  # f, r, u and o of unit j only reach unit j
 
     def __init__(self, *args, ugi=True, **kwargs):
         self.ugi = ugi
@@ -100,16 +101,21 @@ class URLSTM(PointwiseLayers):
             else:
                 set_forget_bias(self, k, 1.0)
 
-    def step_params(self, k):
-        return [self.layer_param("ur_bias", k)] if self.ugi else []
+    def input_projection(self, k, x):
+        """x W_ihᵀ + b_ih + b_hh, plus UGI's ±b_f on the [r, f] rows: added here once for all steps."""
+        xw = super().input_projection(k, x)
+        if not self.ugi:
+            return xw
+        b_f = self.layer_param("ur_bias", k)
+        return xw + torch.cat([-b_f, b_f, b_f.new_zeros(2 * self.hidden_size)])
 
-    def step(self, xw, hw, h, c, b_f=None):
-        z_r, z_f, z_u, z_o = (xw + hw).chunk(4, -1)
-        if b_f is not None:
-            z_f, z_r = z_f + b_f, z_r - b_f
-        f, r = torch.sigmoid(z_f), torch.sigmoid(z_r)
-        g = r * (1 - (1 - f) ** 2) + (1 - r) * f**2
-        c = g * c + (1 - g) * torch.tanh(z_u)
+    def step(self, xw, hw, h, c):
+        z = xw + hw  # its r and f rows already hold −b_f and +b_f
+        r, f = torch.sigmoid(z[..., :2 * self.hidden_size]).chunk(2, -1)
+        _, _, z_u, z_o = z.chunk(4, -1)
+        # g = r (1 − (1 − f)²) + (1 − r) f², rearranged to f (f + 2r(1 − f)): fewer operations
+        g = f * torch.addcmul(f, r, 1 - f, value=2)
+        c = torch.lerp(torch.tanh(z_u), c, g)  # g ⊙ c + (1 − g) ⊙ tanh(z_u)
         return torch.sigmoid(z_o) * torch.tanh(c), c
 
 
@@ -141,6 +147,11 @@ class ONLSTM(PointwiseLayers):
             raise ValueError(f"hidden_size {hidden_size} is not a multiple of chunk_size {chunk_size}")
         self.chunk_size = chunk_size
         super().__init__(input_size, hidden_size, *args, **kwargs)
+        # For the fused engine, cumax with the chunk repeat as one product: cumsum(s)[chunk(h)] =
+        # Σ_j s_j C[j, h] with C[j, h] = 1 where j ≤ chunk(h); its backward is the product with Cᵀ.
+        n = hidden_size // chunk_size
+        self.register_buffer("cumax_matrix", torch.ones(n, n).triu_().repeat_interleave(chunk_size, dim=1),
+                             persistent=False)
 
     def gate_rows(self):
         return 4 * self.hidden_size + 2 * (self.hidden_size // self.chunk_size)
@@ -156,3 +167,61 @@ class ONLSTM(PointwiseLayers):
         i_hat = torch.sigmoid(i) * omega + (master_i - omega)
         c = f_hat * c + i_hat * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
+
+    # The fused engine runs the same step with a hand-written backward (cumax mixes units, so the
+    # separable shortcut does not apply); `step` above is the reference the tests compare it with.
+    def saved_widths(self, G, H):
+        """Per step: the pre-activations, the LSTM part turned into its activations, and tanh(c)."""
+        return [G, H]
+
+    def softmax(self, a):
+        """Both masters' softmax, (…, 2, n), from the pre-activations a (…, 4H + 2n)."""
+        return F.softmax(a[..., 4 * self.hidden_size:].unflatten(-1, (2, -1)), dim=-1)
+
+    def step_forward(self, xw, hw, c_prev, h, c, own):
+        H = self.hidden_size
+        a, tc = own
+        i, f, g, o = lstm_activations_(torch.add(xw, hw, out=a)[:, :4 * H])
+        *_, f_hat, i_hat = self.master_gates(self.softmax(a), i, f)
+        torch.mul(f_hat, c_prev, out=c)
+        c.addcmul_(i_hat, g)
+        torch.tanh(c, out=tc)
+        torch.mul(o, tc, out=h)
+
+    def master_gates(self, s, i, f):
+        """f̃, ĩ, ω, f̂, î from the masters' softmax s (…, 2, n) and the gates i, f."""
+        cumaxes = s @ self.cumax_matrix
+        master_f, master_i = cumaxes[..., 0, :], 1 - cumaxes[..., 1, :]
+        omega = master_f * master_i
+        f_hat, i_hat = torch.addcmul(master_f - omega, f, omega), torch.addcmul(master_i - omega, i, omega)
+        return master_f, master_i, omega, f_hat, i_hat
+
+    def backward_factors(self, saved, extras):
+        """For all steps at once: the masters' softmax, the master gates, ω, f̂, î, the activations'
+        derivatives, ∂h/∂c = o (1 − tanh²(c)), ∂f̂/∂ω = f − 1, ∂î/∂ω = i − 1, and the cumax matrix's transpose."""
+        _, _, _, a, tc = saved
+        lstm_part, s = a[..., :4 * self.hidden_size], self.softmax(a)
+        i, f, _, o = lstm_part.chunk(4, -1)
+        return [s, *self.master_gates(s, i, f), lstm_activation_derivatives(lstm_part), o * (1 - tc.square()),
+                f - 1, i - 1, self.cumax_matrix.t().expand(a.shape[0], -1, -1)]
+
+    def step_backward(self, dh, dc, saved, dz):
+        H = self.hidden_size
+        _, c_prev, _, a, tc, s, master_f, master_i, omega, f_hat, i_hat, d_act, dh_dc, df_hat_domega, \
+            di_hat_domega, cumax_t = saved
+        dc = torch.addcmul(dc, dh, dh_dc)
+        di, df, dg, do = dz[:, :4 * H].chunk(4, -1)
+        torch.mul(dh, tc, out=do)
+        torch.mul(dc, i_hat, out=dg)
+        d_f_hat, d_i_hat = dc * c_prev, dc * a[:, 2 * H:3 * H]
+        torch.mul(d_f_hat, omega, out=df)
+        torch.mul(d_i_hat, omega, out=di)
+        dz[:, :4 * H].mul_(d_act)
+        # f̂ = f ω + f̃ − ω, î = i ω + ĩ − ω, ω = f̃ ĩ; ĩ = 1 − cumax
+        d_omega = d_f_hat * df_hat_domega
+        d_omega.addcmul_(d_i_hat, di_hat_domega)
+        d_cumaxes = torch.stack((torch.addcmul(d_f_hat, d_omega, master_i),
+                                 torch.addcmul(d_i_hat, d_omega, master_f).neg_()), 1)
+        d_s = d_cumaxes @ cumax_t
+        dz[:, 4 * H:] = torch.ops.aten._softmax_backward_data(d_s, s, -1, s.dtype).flatten(1)
+        return dz, dc * f_hat, ()

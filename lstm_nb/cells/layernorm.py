@@ -15,11 +15,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..recurrence import recurrence
+from ..recurrence import lstm_activation_derivatives, lstm_activations_, recurrence
 from .base import PointwiseLayers, lstm_gates
 from .dropout import _check_p, gal_masks, sequence_mask, step_masks
 
 METHODS = (None, "gal", "moon", "semeniuta")
+
+
+def layer_norm_backward(d_out, x, mean, rstd, weight, bias, params=False):
+    """Gradient of LN(x; weight, bias) over the last dimension w.r.t. x, or with `params` w.r.t. (weight,
+    bias) summed over every leading dimension, from the mean and 1/std that `torch.native_layer_norm`
+    returned: ATen's fused kernel, the one autograd calls."""
+    d_x, d_weight, d_bias = torch.ops.aten.native_layer_norm_backward(
+        d_out, x, x.shape[-1:], mean, rstd, weight, bias, [not params, params, params])
+    return (d_weight, d_bias) if params else d_x
+
+
+def _statistics(stats):
+    """The (T, B, 4) saved statistics as mean_h, 1/std_h, mean_c, 1/std_c, each (T, B, 1) and contiguous,
+    as ATen's LayerNorm backward reads them."""
+    return [v.unsqueeze(-1).contiguous() for v in stats.unbind(-1)]
 
 
 class LayerNormLSTM(PointwiseLayers):
@@ -65,6 +80,65 @@ class LayerNormLSTM(PointwiseLayers):
         c_norm = F.layer_norm(c, c.shape[-1:], c_w, c_b, self.eps)
         return o * torch.tanh(c_norm), (c_norm if self.carry_normalized_cell else c)
 
+    # The fused engine runs the same step with a hand-written backward (LayerNorm mixes units, so the
+    # separable shortcut does not apply); `step` above is the reference the tests compare it with.
+    def saved_widths(self, G, H):
+        """Per step: the activations a, tanh(LN(c)), the four LayerNorm statistics (mean and 1/std of W_h h
+        and of c), and with a normalised carry the raw c (the carried state is then LN(c))."""
+        return [G, H, 4] + ([H] if self.carry_normalized_cell else [])
+
+    def step_forward(self, xw, hw, c_prev, h, c, own, *masks_and_params):
+        *masks, hh_w, hh_b, c_w, c_b = masks_and_params
+        a, tc, stats, *raw = own
+        # [i; f; g; o] = LN(W_h h) + (LN(W_x x) + b)
+        ln_h, mean_h, rstd_h = torch.native_layer_norm(hw, hw.shape[-1:], hh_w, hh_b, self.eps)
+        i, f, g, o = lstm_activations_(torch.add(ln_h, xw, out=a))
+        c_raw = raw[0] if raw else c
+        torch.mul(f, c_prev, out=c_raw)
+        c_raw.addcmul_(i, masks[0] * g if self.dropout_method == "semeniuta" and masks else g)
+        if self.dropout_method == "moon" and masks:
+            c_raw.mul_(masks[0])
+        c_norm, mean_c, rstd_c = torch.native_layer_norm(c_raw, c.shape[-1:], c_w, c_b, self.eps)
+        torch.tanh(c_norm, out=tc)
+        torch.mul(o, tc, out=h)
+        torch.cat((mean_h, rstd_h, mean_c, rstd_c), 1, out=stats)
+        if raw:
+            c.copy_(c_norm)
+
+    def backward_factors(self, saved, masks):
+        """For all steps at once: the activations' derivatives, ∂h/∂LN(c) = o (1 − tanh²), ∂c/∂i and ∂c/∂g
+        (g and i, times the Semeniuta mask), and the LayerNorm statistics as (mean, 1/std) pairs."""
+        _, _, _, a, tc, stats, *_ = saved
+        i, _, g, o = a.chunk(4, -1)
+        if self.dropout_method == "semeniuta" and masks:
+            i, g = i * masks[0], g * masks[0]
+        return [lstm_activation_derivatives(a), o * (1 - tc.square()), g, i, *_statistics(stats)]
+
+    def step_backward(self, dh, dc, saved, dz, *masks_and_params):
+        *masks, hh_w, hh_b, c_w, c_b = masks_and_params
+        hw, c_prev, c, a, tc, _, *raw, d_act, dh_dnorm, dc_di, dc_dg, mean_h, rstd_h, mean_c, rstd_c = saved
+        d_norm = torch.addcmul(dc, dh, dh_dnorm) if raw else dh * dh_dnorm
+        d_c = layer_norm_backward(d_norm, raw[0] if raw else c, mean_c, rstd_c, c_w, c_b)
+        if not raw:
+            d_c += dc
+        if self.dropout_method == "moon" and masks:
+            d_c.mul_(masks[0])
+        di, df, dg, do = dz.chunk(4, -1)
+        torch.mul(d_c, dc_di, out=di)
+        torch.mul(d_c, c_prev, out=df)
+        torch.mul(d_c, dc_dg, out=dg)
+        torch.mul(dh, tc, out=do)
+        dz.mul_(d_act)
+        d_hw = layer_norm_backward(dz, hw, mean_h, rstd_h, hh_w, hh_b)
+        return d_hw, d_c * a.chunk(4, -1)[1], (d_norm,)
+
+    def params_backward(self, saved, kept, dz, hh_w, hh_b, c_w, c_b):
+        """The LayerNorm gains' and biases' gradients, each one reduction over all T·B rows."""
+        hw, _, c, _, _, stats, *raw = saved
+        mean_h, rstd_h, mean_c, rstd_c = _statistics(stats)
+        return [*layer_norm_backward(dz, hw, mean_h, rstd_h, hh_w, hh_b, params=True),
+                *layer_norm_backward(kept[0], raw[0] if raw else c, mean_c, rstd_c, c_w, c_b, params=True)]
+
     def layer_forward(self, k, x, h0, c0):
         h_mask, masks, p = None, [], self.recurrent_dropout
         if self.dropout_method == "gal":
@@ -72,7 +146,7 @@ class LayerNormLSTM(PointwiseLayers):
         elif self.training and p and self.dropout_method in ("moon", "semeniuta"):
             masks = [(sequence_mask if self.dropout_method == "moon" else step_masks)(x, self.hidden_size, p)]
         return recurrence(self.step, self.input_projection(k, x), h0, c0, self.layer_param("weight_hh", k),
-                          params=self.step_params(k), extras=masks, h_mask=h_mask, engine=self.engine)
+                          params=self.step_params(k), extras=masks, h_mask=h_mask, engine=self.engine, kernel=self)
 
 
 class LayerNormGalLSTM(LayerNormLSTM):

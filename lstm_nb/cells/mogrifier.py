@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..recurrence import check_engine, lstm_step_backward, lstm_step_forward
+from ..recurrence import check_engine, lstm_backward_factors, lstm_step_backward, lstm_step_forward, step_views
 from .base import RecurrentLayers, lstm_gates, set_forget_bias
 from .dropout import dropout_mask
 
@@ -62,21 +62,23 @@ class _MogrifierFunction(torch.autograd.Function):
         w_cat = torch.cat([w_ih, w_hh], 1)
         # src @ Wᵀ is ~1.5× faster at these skinny shapes when Wᵀ is stored contiguously.
         maps_t = [(tuple(w.t().contiguous() for w in ws), b) for ws, b in maps]
-        for t in range(T):
+        # Every per-step view is made once here (indexing inside the loop costs more than the small ops).
+        rounds = [(*step_views(*_round_tensors(i, xs, hm), gates[i - 1], mids[i - 1]), ws_t, b)
+                  for i, (ws_t, b) in enumerate(maps_t, start=1)]
+        w_cat_t = w_cat.t()
+        for t, (h_prev, h0_t, xh_t, a, c_prev, c, tc, h) in enumerate(
+                zip(*step_views(hs, hm[0], xh, acts, cs), cs[1:].unbind(0), tcs.unbind(0), hs[1:].unbind(0))):
             if h_mask is None:
-                hm[0][t].copy_(hs[t])
+                h0_t.copy_(h_prev)
             else:  # h^0 = h_{t-1} ⊙ the state-dropout mask
-                torch.mul(hs[t], h_mask, out=hm[0][t])
-            for i, (ws_t, b) in enumerate(maps_t, start=1):
-                src, prev, new = (v[t] for v in _round_tensors(i, xs, hm))
-                s = gates[i - 1][t]
-                if len(ws_t) == 2:
-                    src = torch.mm(src, ws_t[0], out=mids[i - 1][t])
-                _linear(src, ws_t[-1], b, out=s)
-                s.sigmoid_().mul_(2)  # 2σ(a^i)
-                torch.mul(s, prev, out=new)
-            _linear(xh[t], w_cat.t(), bias, out=acts[t])
-            lstm_step_forward(acts[t], cs[t], cs[t + 1], tcs[t], hs[t + 1], cap_input_gate)
+                torch.mul(h_prev, h_mask, out=h0_t)
+            for src, prev, new, s, mid, ws_t, b in rounds:
+                src = src[t] if mid is None else torch.mm(src[t], ws_t[0], out=mid[t])
+                _linear(src, ws_t[-1], b, out=s[t])
+                s[t].sigmoid_().mul_(2)  # 2σ(a^i)
+                torch.mul(s[t], prev[t], out=new[t])
+            _linear(xh_t, w_cat_t, bias, out=a)
+            lstm_step_forward(a, c_prev, c, tc, h, cap_input_gate)
         ctx.layout, ctx.cap_input_gate, ctx.counts = layout, cap_input_gate, (nx, nh)
         ctx.save_for_backward(acts, hs, cs, tcs, h_mask, w_cat, bias, xh, *xs, *hm, *gates,
                               *(m for m in mids if m is not None), *flat)
@@ -96,24 +98,27 @@ class _MogrifierFunction(torch.autograd.Function):
         dh = d_hT if d_hT is not None else torch.zeros_like(hs[0])
         dc = d_cT if d_cT is not None else torch.zeros_like(cs[0])
         dz, dx = torch.empty_like(acts), torch.empty(T, B, I, dtype=acts.dtype, device=acts.device)
-        d_gates = [torch.empty_like(g) for g in gates]  # dL/da^i
-        for t in range(T - 1, -1, -1):
+        # new = s ⊙ prev with s = 2σ(a), so ∂new/∂a = prev ⊙ s (1 − s/2): known for every step before the
+        # loop, which then only multiplies it by the incoming gradient (in place: d_gates becomes dL/da).
+        d_gates = [torch.addcmul(s, s, s, value=-0.5).mul_(_round_tensors(i, xs, hm)[1])
+                   for i, s in enumerate(gates, start=1)]
+        rounds = [(i % 2 == 1, *step_views(gates[i - 1], d_gates[i - 1]), maps[i - 1][0]) for i in range(r, 0, -1)]
+        d_out = d_out.unbind(0) if d_out is not None else None
+        steps = zip(*step_views(acts, *lstm_backward_factors(acts, tcs), cs, tcs, dz, dx))
+        for t, (a, d_act, dh_dc, c_prev, tc, dz_t, dx_t) in reversed(list(enumerate(steps))):
             if d_out is not None:
                 dh = dh + d_out[t]
-            dc = lstm_step_backward(acts[t], cs[t], tcs[t], dh, dc, dz[t], ctx.cap_input_gate)
-            g_xh = dz[t] @ w_cat
+            dc = lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh, dc, dz_t, ctx.cap_input_gate)
+            g_xh = dz_t @ w_cat
             gx, gh = g_xh[:, :I], g_xh[:, I:]  # gradients of the last x and the last h
-            for i in range(r, 0, -1):
-                _, prev, _ = (v[t] for v in _round_tensors(i, xs, hm))
-                s, da, ws = gates[i - 1][t], d_gates[i - 1][t], maps[i - 1][0]
-                g_new = gx if i % 2 == 1 else gh
-                # new = s ⊙ prev with s = 2σ(a), so ds/da = s (1 − s/2).
-                torch.mul(g_new, prev, out=da).mul_(torch.addcmul(s, s, s, value=-0.5))
-                g_other = gh if i % 2 == 1 else gx  # the source's gradient gains da · map
+            for odd, s, da, ws in rounds:
+                g_new, g_other = (gx, gh) if odd else (gh, gx)
+                da = da[t].mul_(g_new)
+                # the source's gradient gains da · map
                 g_other = torch.addmm(g_other, da, ws[0]) if len(ws) == 1 else torch.addmm(g_other, da @ ws[1], ws[0])
-                g_new = g_new * s
-                gx, gh = (g_new, g_other) if i % 2 == 1 else (g_other, g_new)
-            dx[t] = gx
+                g_new = g_new * s[t]
+                gx, gh = (g_new, g_other) if odd else (g_other, g_new)
+            dx_t.copy_(gx)
             dh = gh if h_mask is None else gh * h_mask
         rows = _time_batch_rows
         d_z = rows(dz)
