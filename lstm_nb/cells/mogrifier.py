@@ -66,8 +66,8 @@ class _MogrifierFunction(torch.autograd.Function):
         rounds = [(*step_views(*_round_tensors(i, xs, hm), gates[i - 1], mids[i - 1]), ws_t, b)
                   for i, (ws_t, b) in enumerate(maps_t, start=1)]
         w_cat_t = w_cat.t()
-        for t, (h_prev, h0_t, xh_t, a, c_prev, c, tc, h) in enumerate(
-                zip(*step_views(hs, hm[0], xh, acts, cs), cs[1:].unbind(0), tcs.unbind(0), hs[1:].unbind(0))):
+        steps = zip(*step_views(hs[:T], hm[0], xh, acts, cs[:T], cs[1:], tcs, hs[1:]))
+        for t, (h_prev, h0_t, xh_t, a, c_prev, c, tc, h) in enumerate(steps):
             if h_mask is None:
                 h0_t.copy_(h_prev)
             else:  # h^0 = h_{t-1} ⊙ the state-dropout mask
