@@ -21,11 +21,10 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from . import checkpoints, models
+from . import checkpoints
 from . import data as data_module
-from .train import evaluate, load_model, loss_metrics, make_config, pick_device
+from .train import evaluate, load_model, loss_metrics, make_config, pick_device, window_loss
 
 RULES = ("rms", "sgd")
 
@@ -40,9 +39,7 @@ def gradient_mean_square(model, data, device, train_batches):
     for x, y in data.batches("train"):
         if n == train_batches:
             break
-        x, y = x.to(device), y.to(device)
-        logits, state = model(x, models.detach_state(state))
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss, state = window_loss(model, data, x, y, state, device)
         grads = torch.autograd.grad(loss, params)
         for acc, g in zip(ms, grads):
             acc += g * g
@@ -78,9 +75,7 @@ def dynamic_evaluate(model, data, split, device, lr, decay, rule="rms", segment_
     model.eval()  # dropout off; the weights still get gradients
     state, total, count = None, 0.0, 0
     for x, y in data.batches(split, bptt=segment_length):
-        x, y = x.to(device), y.to(device)
-        logits, state = model(x, models.detach_state(state))
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss, state = window_loss(model, data, x, y, state, device)
         total += loss.item() * y.numel()  # scored before the weights see this segment
         count += y.numel()
         grads = torch.autograd.grad(loss, params)

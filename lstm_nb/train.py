@@ -153,6 +153,14 @@ def evaluate(model, data, split, device):
     return total / count
 
 
+def window_loss(model, data, x, y, state, device):
+    """Mean next-token loss of one (input, target) window and the state it leaves, from `state`
+    (detached: truncated BPTT) when the data's windows continue each other, else from zeros."""
+    x, y = x.to(device), y.to(device)
+    logits, state = model(x, models.detach_state(state) if data.carry_state else None)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), state
+
+
 def train_epoch(model, data, optimizer, cfg, epoch, device):
     """One pass over the training split; returns the token-weighted mean training loss."""
     model.train()
@@ -160,9 +168,7 @@ def train_epoch(model, data, optimizer, cfg, epoch, device):
     bar = tqdm(data.batches("train", epoch), total=data.num_batches("train"), desc=f"epoch {epoch}",
                leave=False, mininterval=1.0)
     for step, (x, y) in enumerate(bar):
-        x, y = x.to(device), y.to(device)
-        logits, state = model(x, models.detach_state(state) if data.carry_state else None)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss, state = window_loss(model, data, x, y, state, device)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"the training loss became {loss.item()} at epoch {epoch}, batch {step}")
         optimizer.zero_grad(set_to_none=True)

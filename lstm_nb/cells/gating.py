@@ -9,7 +9,7 @@ Ablation names (first letter: the main gate's initialisation/activation; second:
 import torch
 import torch.nn.functional as F
 
-from ..recurrence import lstm_activation_derivatives, lstm_activations_
+from ..recurrence import lstm_activations_, lstm_backward_factors
 from .base import PointwiseLayers, set_forget_bias
 from .lstm import LSTM
 
@@ -201,9 +201,9 @@ class ONLSTM(PointwiseLayers):
         derivatives, ∂h/∂c = o (1 − tanh²(c)), ∂f̂/∂ω = f − 1, ∂î/∂ω = i − 1, and the cumax matrix's transpose."""
         _, _, _, a, tc = saved
         lstm_part, s = a[..., :4 * self.hidden_size], self.softmax(a)
-        i, f, _, o = lstm_part.chunk(4, -1)
-        return [s, *self.master_gates(s, i, f), lstm_activation_derivatives(lstm_part), o * (1 - tc.square()),
-                f - 1, i - 1, self.cumax_matrix.t().expand(a.shape[0], -1, -1)]
+        i, f, _, _ = lstm_part.chunk(4, -1)
+        return [s, *self.master_gates(s, i, f), *lstm_backward_factors(lstm_part, tc), f - 1, i - 1,
+                self.cumax_matrix.t().expand(a.shape[0], -1, -1)]
 
     def step_backward(self, dh, dc, saved, dz):
         H = self.hidden_size

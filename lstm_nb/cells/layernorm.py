@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..recurrence import lstm_activation_derivatives, lstm_activations_, recurrence
+from ..recurrence import lstm_activations_, lstm_backward_factors, recurrence
 from .base import PointwiseLayers, lstm_gates
 from .dropout import _check_p, gal_masks, sequence_mask, step_masks
 
@@ -109,10 +109,10 @@ class LayerNormLSTM(PointwiseLayers):
         """For all steps at once: the activations' derivatives, ∂h/∂LN(c) = o (1 − tanh²), ∂c/∂i and ∂c/∂g
         (g and i, times the Semeniuta mask), and the LayerNorm statistics as (mean, 1/std) pairs."""
         _, _, _, a, tc, stats, *_ = saved
-        i, _, g, o = a.chunk(4, -1)
+        i, _, g, _ = a.chunk(4, -1)
         if self.dropout_method == "semeniuta" and masks:
             i, g = i * masks[0], g * masks[0]
-        return [lstm_activation_derivatives(a), o * (1 - tc.square()), g, i, *_statistics(stats)]
+        return [*lstm_backward_factors(a, tc), g, i, *_statistics(stats)]
 
     def step_backward(self, dh, dc, saved, dz, *masks_and_params):
         *masks, hh_w, hh_b, c_w, c_b = masks_and_params
