@@ -1,8 +1,13 @@
 """lstm_nb: LSTM variants from the papers as nn.LSTM-compatible modules, and the loop that trains them.
 
 One file per concern: `cells` (every recurrent layer, by name), `recurrence` (the time loop they run
-on), `data` (corpora and batching), `models` (the language model), `train` (training, checkpoints,
-metrics in run/), `plots`, `presets` (the notebooks' smoke / cpu / paper settings), `run` (papermill).
+on), `data` (corpora and batching), `models` (the language model), `config` (a training configuration
+and its validation), `train` (training, checkpoints, metrics in run/), `checkpoints` (a run folder's
+files and its lock), `plots`, `presets` (the notebooks' smoke / cpu / paper settings), `run` (papermill).
 """
 
 __version__ = "0.1.0"
+
+# pip's address of this repository: the Colab install cell of every notebook holds this same string
+# (a test checks it). Change it here and in the notebooks when the repository moves.
+INSTALL = "lstm_nb @ git+https://github.com/lstm-nb/lstm_nb"

@@ -1,28 +1,53 @@
-"""Checkpoint files: written atomically, found, loaded with a clear error, pruned.
+"""The files of a run folder: written atomically, read with a clear error, locked, cleaned, pruned.
 
-A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over
-its final name, so a run killed at any moment leaves either the previous file or the complete new
-one — never a truncated file under a checkpoint's name.
+Every file is written to a temporary file in the same folder, flushed to disk, then renamed over its
+final name, so a run killed at any moment leaves either the previous file or the complete new one,
+never a truncated file under a file's name. A temporary file left by a killed process is removed by
+the next process that locks the folder (`remove_stale_temporaries`). Files get the usual permissions
+of the user's umask (0644 under the common umask 022), not the 0600 of `tempfile`.
+
+One process at a time writes a run folder: `locked(folder)` holds an exclusive `flock` on
+`<folder>/.lock` for as long as it trains. The kernel releases it when the process ends, however it
+ends (SIGKILL included), so a killed run never leaves the folder stuck.
 """
 
+import contextlib
 import json
+import math
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 
 import torch
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the folder is then not locked (see `locked`)
+    fcntl = None
+
 EPOCH_FILE = re.compile(r"checkpoint_epoch_(\d+)\.pt$")
+TEMPORARY = ".*.tmp"
+LOCK_FILE = ".lock"
 
 
-class CheckpointError(RuntimeError):
+class RunFileError(RuntimeError):
+    """A file of a run folder is missing or cannot be read; the message says what to do."""
+
+
+class CheckpointError(RunFileError):
     """A checkpoint exists but cannot be read."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing the same run folder."""
 
 
 def _atomic_write(path, write):
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.open applies the umask to 0o666, as open() does for any ordinary file.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -30,7 +55,7 @@ def _atomic_write(path, write):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -38,20 +63,42 @@ def save(obj, path):
     _atomic_write(path, lambda f: torch.save(obj, f))
 
 
+def _finite_or_null(value):
+    """JSON has no Infinity or NaN: a non-finite float is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
 def save_json(obj, path):
-    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"))
+    text = json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, allow_nan=False)
+    _atomic_write(path, lambda f: f.write(text.encode() + b"\n"))
+
+
+def load_json(path, advice):
+    """The JSON in `path`; a missing or unreadable file is a RunFileError naming it, with `advice`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunFileError(f"{path} is missing. {advice}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunFileError(f"cannot read {path} ({type(e).__name__}: {e}): it is damaged. {advice}") from None
 
 
 def load(path, map_location="cpu"):
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        others = [p.name for p in epoch_checkpoints(Path(path).parent) if p != Path(path)]
-        raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(e).__name__}: {e}). It is damaged — perhaps copied "
-            f"or written by something other than this training loop. Delete it to resume from an older "
-            f"checkpoint ({', '.join(others) or 'none left: the run would start over'})."
-        ) from e
+    except Exception as e:  # noqa: BLE001 (a damaged file raises any of pickle's, zip's or torch's errors)
+        first_line = str(e).strip().splitlines()[0][:100] if str(e).strip() else ""
+        raise CheckpointError(f"cannot read {path} ({type(e).__name__}: {first_line}): it is damaged") from None
 
 
 def epoch_checkpoints(folder):
@@ -60,6 +107,48 @@ def epoch_checkpoints(folder):
     return [p for _, p in sorted(found)]
 
 
-def prune(folder, keep):
-    for p in epoch_checkpoints(folder)[:-keep] if keep > 0 else []:
-        p.unlink()
+def epoch_of(path):
+    return int(EPOCH_FILE.search(Path(path).name).group(1))
+
+
+def prune(folder, keep, also_keep=None):
+    """Delete all but the newest `keep` epoch checkpoints, and never the one of epoch `also_keep`
+    (the best epoch: best.pt can be rebuilt from it)."""
+    for p in epoch_checkpoints(folder)[:-keep]:
+        if epoch_of(p) != also_keep:
+            p.unlink()
+
+
+def remove_stale_temporaries(folder):
+    """Delete the temporary files a killed writer left behind; only call while holding the lock."""
+    removed = sorted(Path(folder).glob(TEMPORARY))
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
+@contextlib.contextmanager
+def locked(folder):
+    """Hold the run folder's exclusive lock; raise RunLockedError at once if another process has it."""
+    folder = Path(folder)
+    if fcntl is None:
+        yield
+        return
+    with open(folder / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunLockedError(
+                f"{folder} is being written by {holder}. Wait until it finishes (a finished run is then "
+                f"read back, not trained again), stop it, or give this run another experiment or model_name."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

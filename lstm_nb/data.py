@@ -2,8 +2,10 @@
 
 Where a corpus is looked for, in order:
   1. `data/<folder>/` in this repository (the loaders' cache);
-  2. `$LSTM_NB_DATA/<folder>/` (tests and CI point it at a folder holding the corpora);
-  3. a download from the corpus' canonical public address into `data/<folder>/`.
+  2. `$LSTM_NB_DATA/<folder>/` (tests and CI point it at a folder holding the corpora; a relative
+     path is taken from the repository root, see `lstm_nb.paths`);
+  3. a download from the corpus' canonical public address into `data/<folder>/` (a host that stops
+     answering for DOWNLOAD_TIMEOUT seconds fails the download, with the message that offline gives).
 Every file is checked against the sha256 below before use; a mismatch is an error, never a warning.
 
 Batching is the standard one for language models: a token stream is cut into B parallel streams
@@ -12,10 +14,12 @@ the Brown character corpus instead comes as independent 500-character instances 
 """
 
 import hashlib
-import os
+import http.client
 import shutil
 import tarfile
 import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .paths import repo_root
+from .paths import DATA_ENV, checkout_root, data_env, repo_root
+from .progress import bar as progress_bar
 
-DATA_ENV = "LSTM_NB_DATA"
+DOWNLOAD_TIMEOUT = 30  # seconds a host may leave a download request unanswered
 
 
 @dataclass(frozen=True)
@@ -117,14 +122,25 @@ def _verify(spec, folder):
 
 def _candidates(spec):
     roots = [repo_root() / "data"]
-    if os.environ.get(DATA_ENV):
-        roots.append(Path(os.environ[DATA_ENV]).expanduser())
+    if data_env() is not None:
+        roots.append(data_env())
     return [root / spec.folder for root in roots]
 
 
 def _present(spec, folder):
     names = [n for n in spec.sha256 if n not in ("*", "brown.zip")]
     return folder.is_dir() and all((folder / n).is_file() for n in names) and any(folder.iterdir())
+
+
+def _fetch(url, destination):
+    """Copy `url` into the file `destination`, with a progress bar."""
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(destination, "wb") as f:
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with progress_bar(total=size, unit="B", unit_scale=True, desc=f"downloading {url.rsplit('/', 1)[-1]}",
+                  leave=False) as bar:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                f.write(block)
+                bar.update(len(block))
 
 
 def _download(spec, target):
@@ -136,12 +152,13 @@ def _download(spec, target):
         try:
             if per_file:
                 for name in spec.sha256:
-                    torch.hub.download_url_to_file(spec.url + name, str(tmp / name), progress=True)
+                    _fetch(spec.url + name, tmp / name)
             else:
                 archive = tmp / Path(spec.url).name
-                torch.hub.download_url_to_file(spec.url, str(archive), progress=True)
-        except Exception as e:  # URLError, HTTPError, timeouts: all mean "could not download"
-            raise CorpusError(_missing_message(spec, f"the download from {spec.url} failed ({e})")) from e
+                _fetch(spec.url, archive)
+        except (OSError, http.client.HTTPException) as e:  # offline, refused, timed out, cut off
+            reason = e.reason if isinstance(e, urllib.error.URLError) else e
+            raise CorpusError(_missing_message(spec, f"downloading it from {spec.url} failed ({reason})")) from None
         staged = tmp
         if not per_file:
             if "brown.zip" in spec.sha256 and sha256_file(archive) != spec.sha256["brown.zip"]:
@@ -160,13 +177,16 @@ def _download(spec, target):
 
 
 def _missing_message(spec, reason):
-    files = ", ".join(n for n in spec.sha256 if n not in ("*", "brown.zip")) or "the NLTK 'brown' package"
-    places = "\n  ".join(str(c) for c in _candidates(spec))
+    files = ", ".join(n for n in spec.sha256 if n not in ("*", "brown.zip")) or "NLTK's 'brown' package, unzipped"
+    searched = "\n  ".join(str(c) for c in _candidates(spec))
+    base = checkout_root() or repo_root()
+    setting = (f"{DATA_ENV} is set to {data_env()}" if data_env() is not None
+               else f"{DATA_ENV} is not set")
     return (
-        f"{spec.title} not found and {reason}.\n"
-        f"Put {files} into one of:\n  {places}\n"
-        f"(the second form needs the environment variable {DATA_ENV} pointing at a folder that holds "
-        f"'{spec.folder}/'), or connect to the internet and re-run to download it from {spec.url}."
+        f"{spec.title} was not found, and {reason}.\n"
+        f"Searched for {files} in:\n  {searched}\n"
+        f"({setting}.) Put the files into {_candidates(spec)[0]}, or set {DATA_ENV} to a folder that holds "
+        f"'{spec.folder}/' (a relative path is taken from {base}), or connect to the internet and run again."
     )
 
 
@@ -354,4 +374,11 @@ def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, 
     vocab, splits = load_token_corpus(corpus)
     splits = {s: _head(t, fraction) for s, t in splits.items()}
     unit = "char" if corpus.endswith("-char") else "word"
-    return StreamBatches(splits, vocab, batch_size, bptt, eval_batch_size, unit=unit)
+    batches = StreamBatches(splits, vocab, batch_size, bptt, eval_batch_size, unit=unit)
+    for split, stream in batches.streams.items():
+        if stream.shape[0] < 2:  # not one (input, target) pair per stream
+            raise ValueError(
+                f"data.fraction {fraction} leaves {len(splits[split])} tokens of {corpus}'s {split} split, fewer "
+                f"than 2 per stream for its {stream.shape[1]} streams; raise data.fraction or lower the batch sizes"
+            )
+    return batches

@@ -16,7 +16,6 @@ code, dropout, L2 and gradient clipping are off while adapting. The caller's mod
 """
 
 import copy
-import json
 import math
 from pathlib import Path
 
@@ -24,7 +23,8 @@ import torch
 
 from . import checkpoints
 from . import data as data_module
-from .train import evaluate, load_model, loss_metrics, make_config, pick_device, window_loss
+from .config import make_config
+from .train import evaluate, load_model, loss_metrics, pick_device, read_config, window_loss
 
 RULES = ("rms", "sgd")
 
@@ -95,25 +95,27 @@ def evaluate_run(folder, split="test", lr=1e-4, decay=0.02, rule="rms", segment_
     options = {"split": split, "lr": lr, "decay": decay, "rule": rule, "segment_length": segment_length,
                "eps": eps, "train_batches": train_batches}
     path = folder / "dynamic_eval.json"
-    saved = json.loads(path.read_text()) if path.exists() else []
-    for result in saved:
-        if result["options"] == options:
-            return result
-    loaded = {} if loaded is None else loaded
-    if "model" not in loaded:
-        loaded["device"] = pick_device(device)
-        loaded["data"] = data_module.build(**make_config(json.loads((folder / "config.json").read_text())["config"])["data"])
-        loaded["model"] = load_model(folder, device=loaded["device"])
-        loaded["mean_square"] = {}
-    data, model, device = loaded["data"], loaded["model"], loaded["device"]
-    if rule == "rms" and train_batches not in loaded["mean_square"]:
-        loaded["mean_square"][train_batches] = gradient_mean_square(model, data, device, train_batches)
-    known = [r["static_loss"] for r in saved if r["options"]["split"] == split]  # independent of the options
-    static = known[0] if known else evaluate(model, data, split, device)
-    dynamic = dynamic_evaluate(model, data, split, device, lr, decay, rule, segment_length, eps, train_batches,
-                               mean_square=loaded["mean_square"].get(train_batches))
-    result = {"options": options, **loss_metrics("static", static, data.unit), **loss_metrics("dynamic", dynamic, data.unit)}
-    checkpoints.save_json(saved + [result], path)
+    with checkpoints.locked(folder):
+        saved = checkpoints.load_json(path, advice="Delete it to evaluate again.") if path.exists() else []
+        for result in saved:
+            if result["options"] == options:
+                return result
+        loaded = {} if loaded is None else loaded
+        if "model" not in loaded:
+            loaded["device"] = pick_device(device)
+            loaded["data"] = data_module.build(**make_config(read_config(folder)["config"])["data"])
+            loaded["model"] = load_model(folder, device=loaded["device"])
+            loaded["mean_square"] = {}
+        data, model, device = loaded["data"], loaded["model"], loaded["device"]
+        if rule == "rms" and train_batches not in loaded["mean_square"]:
+            loaded["mean_square"][train_batches] = gradient_mean_square(model, data, device, train_batches)
+        known = [r["static_loss"] for r in saved if r["options"]["split"] == split]  # independent of the options
+        static = known[0] if known else evaluate(model, data, split, device)
+        dynamic = dynamic_evaluate(model, data, split, device, lr, decay, rule, segment_length, eps, train_batches,
+                                   mean_square=loaded["mean_square"].get(train_batches))
+        result = {"options": options, **loss_metrics("static", static, data.unit),
+                  **loss_metrics("dynamic", dynamic, data.unit)}
+        checkpoints.save_json(saved + [result], path)
     return result
 
 
@@ -123,7 +125,8 @@ def tune_and_test(folder, lr_grid, **options):
     also saved as `<folder>/dynamic_eval_chosen.json`."""
     loaded = {}
     valid = {lr: evaluate_run(folder, "valid", lr=lr, loaded=loaded, **options) for lr in lr_grid}
-    finite = {lr: r for lr, r in valid.items() if math.isfinite(r["dynamic_loss"])}
+    # a diverged learning rate's loss is non-finite (null once read back from JSON)
+    finite = {lr: r for lr, r in valid.items() if r["dynamic_loss"] is not None and math.isfinite(r["dynamic_loss"])}
     if not finite:
         raise FloatingPointError(f"dynamic evaluation diverged for every lr in {lr_grid}; try smaller ones")
     best = min(finite, key=lambda lr: finite[lr]["dynamic_loss"])

@@ -8,7 +8,7 @@ Presets live here, not in the notebooks, so tests can check them and the runner 
 
 import copy
 
-from .train import override
+from .config import override
 
 # The original Mogrifier notebook (RMichaelSwan/MogrifierLSTM): Brown characters, 500-character
 # instances, embedding 50, hidden 125, batch 32, Adam at its default rate, no gradient clipping,

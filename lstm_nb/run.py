@@ -2,19 +2,29 @@
 
 Each notebook runs in a kernel of this Python environment, from the repository root; the executed
 copy goes to run/notebooks/<name>-<preset>.ipynb. One summary line per notebook; the exit status is
-non-zero when any notebook fails, and the failing cell's error is printed.
+non-zero when any notebook fails, and the failing cell's error is printed. Every notebook, preset and
+parameter is checked before the first one runs: an undeclared parameter, a value of the wrong type or
+an unknown preset stops the runner before anything is written.
 """
 
 import argparse
 import ast
 import os
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
 
 import papermill
+from traitlets.config import Config
 
 from . import paths, presets
+
+# A parameter's type: its type comment in the parameters cell (`epochs = None  # type: Optional[int]`), else
+# the type of its default value; a parameter whose default is None and has no annotation takes anything.
+TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
+         "list": (list,), "dict": (dict,)}
 
 
 def parse_value(text):
@@ -25,8 +35,31 @@ def parse_value(text):
         return text
 
 
+def accepted_types(declared):
+    """The type names a declared parameter (papermill's inspection of it) accepts; None = any."""
+    annotation = declared["inferred_type_name"]
+    optional = re.fullmatch(r"Optional\[(\w+)\]", annotation)
+    if optional:
+        return [optional.group(1), "None"]
+    if annotation in TYPES and annotation != "None":
+        return [annotation]
+    default = parse_value(declared["default"])
+    return None if default is None else [type(default).__name__]
+
+
+def _type_problem(name, value, declared):
+    names = accepted_types(declared)
+    if names is None or any(n not in TYPES for n in names):
+        return None
+    types = tuple(t for n in names for t in TYPES[n])
+    if isinstance(value, types) and not (isinstance(value, bool) and bool not in types):
+        return None
+    return f"parameter {name} must be {' or '.join(names)}, got {value!r} ({type(value).__name__})"
+
+
 def check_parameters(notebook, parameters):
-    """Reject parameters the notebook's `parameters` cell does not declare, and unknown presets."""
+    """Reject parameters the notebook's `parameters` cell does not declare, values of the wrong type,
+    and unknown presets."""
     try:
         declared = papermill.inspect_notebook(str(notebook))
     except ValueError as e:  # e.g. no kernelspec in its metadata
@@ -36,6 +69,9 @@ def check_parameters(notebook, parameters):
         raise SystemExit(
             f"{notebook}: no parameter(s) {', '.join(unknown)}; it declares {', '.join(sorted(declared)) or 'none'}"
         )
+    problems = [p for name, value in parameters.items() if (p := _type_problem(name, value, declared[name]))]
+    if problems:
+        raise SystemExit(f"{notebook}: " + "; ".join(problems))
     known = presets.PRESETS.get(notebook.stem)
     if "preset" in parameters and known is not None and parameters["preset"] not in known:
         raise SystemExit(
@@ -43,17 +79,27 @@ def check_parameters(notebook, parameters):
         )
 
 
-def execute(notebook, parameters, out_dir):
+def default_preset(notebook):
+    declared = papermill.inspect_notebook(str(notebook)).get("preset")
+    return parse_value(declared["default"]) if declared else "default"
+
+
+def execute(notebook, parameters, out_dir, command):
     """Run one notebook; return (ok, seconds, output path, error text)."""
-    preset = parameters.get("preset", "default")
-    output = out_dir / f"{notebook.stem}-{preset}.ipynb"
+    output = out_dir / f"{notebook.stem}-{parameters.get('preset') or default_preset(notebook)}.ipynb"
     # Prefer this environment's kernelspec over a user-wide `python3` pointing at another Python.
     os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+    # Read by the kernel: config.json records this command; progress bars, which would be saved as
+    # text stuck at 0 % in the executed copy, are off (each epoch's printed line is the record).
+    os.environ["LSTM_NB_COMMAND"] = command
+    os.environ["TQDM_DISABLE"] = "1"
     start = time.time()
     try:
         papermill.execute_notebook(
             str(notebook), str(output), parameters=parameters, kernel_name="python3", language="python",
             cwd=str(paths.repo_root()), progress_bar=False, log_output=False,
+            # kernel sockets over local IPC: nothing listens on TCP, and the kernel has nothing to warn about
+            config=Config({"KernelManager": {"transport": "ipc"}}),
         )
     except papermill.PapermillExecutionError as e:
         return False, time.time() - start, output, f"cell {e.exec_count}: {e.ename}: {e.evalue}"
@@ -81,9 +127,12 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     for notebook in args.notebooks:
-        ok, seconds, output, error = execute(notebook.resolve(), parameters, out_dir)
+        preset = parameters.get("preset") or default_preset(notebook)
+        command = shlex.join(["python", "-m", "lstm_nb.run", str(notebook), "--preset", preset,
+                              *(word for pair in args.parameter for word in ("-p", *pair))])
+        ok, seconds, output, error = execute(notebook.resolve(), parameters, out_dir, command)
         status = "ok    " if ok else "FAILED"
-        print(f"{status} {notebook}  preset={parameters.get('preset', 'default')}  {seconds:.1f}s  -> {output}", flush=True)
+        print(f"{status} {notebook}  preset={preset}  {seconds:.1f}s  -> {output}", flush=True)
         if not ok:
             failures += 1
             print(f"       {error}", file=sys.stderr, flush=True)

@@ -5,20 +5,23 @@
 Writes into `run/<experiment>/<model_name>/`:
   config.json                 the full configuration, seed, library versions, git commit
   metrics_epoch_<N>.json      after every epoch (keys listed in README.md)
-  checkpoint_epoch_<N>.pt     model + optimiser + scheduler + RNG states; the last `keep_last` kept
+  checkpoint_epoch_<N>.pt     model + optimiser + scheduler + RNG states, the configuration and every
+                              epoch's metrics; the last `keep_last` kept, and the best epoch's
   best.pt                     the model with the lowest validation loss so far
   metrics.json                the final summary, with test metrics when the corpus has a test split
 
 Running the same experiment again resumes from the last complete epoch (or returns the finished
-summary); a changed configuration in an existing folder is an error, never a silent mix.
+summary); a changed configuration in an existing folder is an error, never a silent mix. A deleted or
+damaged best.pt, config.json or metrics file is rebuilt from the checkpoints on the next run.
 """
 
-import copy
 import json
 import math
+import os
 import platform
 import random
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -27,45 +30,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from . import checkpoints, models, paths
 from . import data as data_module
-
-DEFAULTS = {
-    "experiment": "default",
-    "model_name": "lstm",
-    "data": {"corpus": "ptb", "batch_size": 20, "bptt": 35, "eval_batch_size": 10, "instance_length": 500,
-             "fraction": 1.0, "seed": 0},
-    # passed to lstm_nb.models.build: "architecture" ("rnn" or "transformer") and that model's options
-    "model": {"architecture": "rnn", "embedding_size": 200, "hidden_size": 200},
-    "epochs": 10,
-    "patience": None,  # epochs without validation improvement before stopping; None = never
-    "seed": 1,
-    "clip": 0.25,  # max total gradient norm; None = no clipping
-    "optimizer": {"name": "Adam", "lr": 1e-3},
-    "scheduler": None,  # e.g. {"name": "ReduceLROnPlateau", "factor": 0.25, "patience": 0}
-    "keep_last": 3,  # epoch checkpoints kept
-    "device": "auto",
-}
-OPEN_SECTIONS = {"model", "optimizer", "scheduler"}  # free-form: checked by the model / torch
+from .config import ConfigError, make_config, override
+from .progress import bar as progress_bar
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; training stopped, the last good checkpoint is kept."""
-
-
-def make_config(overrides=None, defaults=DEFAULTS, where="config"):
-    """Deep-merge `overrides` into the defaults; an unknown key is an error naming the known ones."""
-    cfg = copy.deepcopy(defaults)
-    for key, value in (overrides or {}).items():
-        if key not in cfg:
-            raise KeyError(f"unknown {where} key {key!r}; known: {', '.join(sorted(cfg))}")
-        if isinstance(cfg[key], dict) and isinstance(value, dict) and key not in OPEN_SECTIONS:
-            cfg[key] = make_config(value, cfg[key], f"{where}.{key}")
-        else:
-            cfg[key] = copy.deepcopy(value)
-    return cfg
 
 
 def seed_everything(seed):
@@ -109,9 +82,10 @@ def _git_commit():
 def _from_torch(namespace, spec, *args):
     spec = dict(spec)
     name = spec.pop("name")
-    if not hasattr(namespace, name):
-        raise ValueError(f"{namespace.__name__} has no {name!r}")
-    return getattr(namespace, name)(*args, **spec)
+    try:
+        return getattr(namespace, name)(*args, **spec)
+    except (TypeError, ValueError) as e:  # a misspelt or out-of-range option
+        raise ConfigError(f"bad options for {namespace.__name__}.{name}, nothing was written: {e}") from None
 
 
 def make_optimizer(model, spec):
@@ -161,11 +135,11 @@ def window_loss(model, data, x, y, state, device):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), state
 
 
-def train_epoch(model, data, optimizer, cfg, epoch, device):
+def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None):
     """One pass over the training split; returns the token-weighted mean training loss."""
     model.train()
     state, total, count = None, 0.0, 0
-    bar = tqdm(data.batches("train", epoch), total=data.num_batches("train"), desc=f"epoch {epoch}",
+    bar = progress_bar(data.batches("train", epoch), total=data.num_batches("train"), desc=desc or f"epoch {epoch}",
                leave=False, mininterval=1.0)
     for step, (x, y) in enumerate(bar):
         loss, state = window_loss(model, data, x, y, state, device)
@@ -182,6 +156,16 @@ def train_epoch(model, data, optimizer, cfg, epoch, device):
     return total / count
 
 
+def _command():
+    """What started this training: the runner's command line (it sets LSTM_NB_COMMAND for its
+    kernel), the notebook open in JupyterLab (JPY_SESSION_NAME), or this process' own command line."""
+    if os.environ.get("LSTM_NB_COMMAND"):
+        return os.environ["LSTM_NB_COMMAND"]
+    if "ipykernel" in sys.modules:
+        return f"notebook {os.environ.get('JPY_SESSION_NAME', '(an interactive Jupyter kernel)')}"
+    return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
 def _describe_environment(cfg, vocab_size, n_params, device):
     return {
         "config": cfg,
@@ -191,22 +175,88 @@ def _describe_environment(cfg, vocab_size, n_params, device):
         "device": str(device),
         "git_commit": _git_commit(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
-        "command": sys.argv,
+        "command": _command(),
     }
 
 
-def _check_config(folder, cfg):
-    """An existing run folder must hold the same configuration; otherwise stop, touching nothing."""
-    path = folder / "config.json"
-    if not path.exists():
-        return
-    stored = json.loads(path.read_text())["config"]
-    if stored != json.loads(json.dumps(cfg)):
-        changed = sorted(k for k in set(stored) | set(cfg) if stored.get(k) != json.loads(json.dumps(cfg)).get(k))
-        raise ValueError(
-            f"{folder} already holds a run with a different configuration (differs in: {', '.join(changed)}). "
-            f"Use another experiment or model_name, or delete that folder to start over."
+def _as_json(cfg):
+    return json.loads(json.dumps(cfg))
+
+
+def _refuse_other_config(where, stored, cfg, folder):
+    wanted = _as_json(cfg)
+    if stored != wanted:
+        changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        raise ConfigError(
+            f"{where} holds a run with a different configuration (differs in: {', '.join(changed)}); nothing "
+            f"was written. Use another experiment or model_name, or delete {folder} to start over."
         )
+
+
+def read_config(folder):
+    """The `config.json` of a run folder, or a RunFileError saying what to do."""
+    return checkpoints.load_json(Path(folder) / "config.json", advice=(
+        "It describes the run; delete it and run the same training again: it is rewritten, after the "
+        "configuration is checked against the one stored in the run's checkpoints."))
+
+
+def _readable_json(path):
+    try:
+        json.loads(Path(path).read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _finished_summary(folder, cfg):
+    """The summary of a finished run in `folder`, None when there is none (or when one of its files
+    needs to be rebuilt from the checkpoints); a different configuration there is refused."""
+    if (folder / "config.json").exists():
+        _refuse_other_config(folder / "config.json", read_config(folder)["config"], cfg, folder)
+    if not (folder / "metrics.json").exists():
+        return None
+    summary = checkpoints.load_json(folder / "metrics.json", advice=(
+        "It is the run's summary; delete it and run the same training again: it is recomputed from the "
+        "run's checkpoints without training."))
+    epochs = range(1, summary["epochs_trained"] + 1)
+    if (folder / "best.pt").exists() and all(_readable_json(folder / f"metrics_epoch_{e}.json") for e in epochs):
+        return summary
+    return None
+
+
+def _load_latest_checkpoint(found, device):
+    try:
+        return checkpoints.load(found[-1], map_location=device)
+    except checkpoints.CheckpointError as e:
+        older = found[-2].name if len(found) > 1 else None
+        raise checkpoints.CheckpointError(
+            f"{e}. Delete it, then run the same training again: it resumes "
+            + (f"from {older}." if older else "from the start (no older checkpoint is left).")
+        ) from None
+
+
+def _best_model_state(folder, progress, device):
+    """best.pt's model; a missing, damaged or stale best.pt is rebuilt from the best epoch's checkpoint
+    (which pruning keeps)."""
+    best_epoch = progress["best_epoch"]
+    try:
+        best = checkpoints.load(folder / "best.pt", map_location=device)
+        if best["epoch"] == best_epoch:
+            return best["model"]
+        problem = f"{folder / 'best.pt'} holds epoch {best['epoch']}, not the best epoch {best_epoch}"
+    except checkpoints.CheckpointError as e:
+        problem = str(e)
+    source = folder / f"checkpoint_epoch_{best_epoch}.pt"
+    try:
+        model_state = checkpoints.load(source, map_location=device)["model"]
+    except checkpoints.CheckpointError as e:
+        raise checkpoints.CheckpointError(
+            f"{problem}, and it cannot be rebuilt: {e}. The best model of this run is lost. Delete {folder} "
+            f"and run the same training again to retrain it (on the same machine it reproduces the run)."
+        ) from None
+    checkpoints.save({"model": model_state, "epoch": best_epoch, "config": progress["config"]}, folder / "best.pt")
+    print(f"{problem}: rebuilt it from {source.name}")
+    return model_state
 
 
 def run_folder(cfg, run_root=None):
@@ -218,13 +268,16 @@ def build_model(cfg, vocab_size):
 
 
 def train(config, run_root=None):
-    """Train (or resume, or just report) the experiment described by `config`; return its summary."""
+    """Train (or resume, or just report) the experiment described by `config`; return its summary.
+
+    Everything that can be wrong with the input (configuration, corpus, model options) is refused
+    before the run folder is written. A second process on the same folder is refused (RunLockedError).
+    """
     cfg = make_config(config)
     folder = run_folder(cfg, run_root)
-    _check_config(folder, cfg)
-    if (folder / "metrics.json").exists():
-        return json.loads((folder / "metrics.json").read_text())
-    folder.mkdir(parents=True, exist_ok=True)
+    finished = _finished_summary(folder, cfg)
+    if finished is not None:
+        return finished
 
     seed_everything(cfg["seed"])
     device = pick_device(cfg["device"])
@@ -232,22 +285,40 @@ def train(config, run_root=None):
     model = build_model(cfg, len(data.vocab)).to(device)
     optimizer = make_optimizer(model, cfg["optimizer"])
     scheduler = make_scheduler(optimizer, cfg["scheduler"])
-    n_params = models.count_parameters(model)
-    if not (folder / "config.json").exists():
-        checkpoints.save_json(_describe_environment(cfg, len(data.vocab), n_params, device), folder / "config.json")
+    folder.mkdir(parents=True, exist_ok=True)
+    with checkpoints.locked(folder):
+        finished = _finished_summary(folder, cfg)  # another process may have finished it meanwhile
+        if finished is not None:
+            return finished
+        for path in checkpoints.remove_stale_temporaries(folder):
+            print(f"removed {path.name}, left by a process that was stopped while writing it")
+        return _train_locked(cfg, folder, data, model, optimizer, scheduler, device)
 
+
+def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
+    name = f"{cfg['experiment']}/{cfg['model_name']}"
+    n_params = models.count_parameters(model)
     progress = {"epoch": 0, "best_epoch": None, "best_validation_loss": math.inf, "stale": 0, "duration": 0.0,
-                "stopped_early": False}
+                "stopped_early": False, "history": [], "config": _as_json(cfg)}
     found = checkpoints.epoch_checkpoints(folder)
     if found:
-        ckpt = checkpoints.load(found[-1], map_location=device)
+        ckpt = _load_latest_checkpoint(found, device)
+        _refuse_other_config(found[-1], ckpt["progress"].setdefault("config", progress["config"]), cfg, folder)
+        ckpt["progress"].setdefault("history", [])  # checkpoints written before 0.2 carry neither
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
         progress = ckpt["progress"]
         _set_rng_state(ckpt["rng"])
-        print(f"resuming {folder} after epoch {progress['epoch']}")
+        print(f"{name}: resuming {folder} after epoch {progress['epoch']}")
+    if not _readable_json(folder / "config.json"):
+        checkpoints.save_json(_describe_environment(cfg, len(data.vocab), n_params, device), folder / "config.json")
+    for metrics in progress["history"]:  # a deleted or damaged metrics file is rewritten from the checkpoint
+        path = folder / f"metrics_epoch_{metrics['epoch']}.json"
+        if not _readable_json(path):
+            checkpoints.save_json(metrics, path)
+            print(f"{name}: rewrote {path.name} from {found[-1].name}")
 
     writer = _tensorboard(folder)
     unit = data.unit
@@ -255,17 +326,21 @@ def train(config, run_root=None):
         if progress["stopped_early"]:
             break
         start = time.time()
-        train_loss = train_epoch(model, data, optimizer, cfg, epoch, device)
-        valid_loss = evaluate(model, data, "valid", device)
-        if not math.isfinite(valid_loss):
-            raise NonFiniteLossError(f"the validation loss became {valid_loss} at epoch {epoch}")
+        try:
+            train_loss = train_epoch(model, data, optimizer, cfg, epoch, device, desc=f"{name} epoch {epoch}")
+            valid_loss = evaluate(model, data, "valid", device)
+            if not math.isfinite(valid_loss):
+                raise NonFiniteLossError(f"the validation loss became {valid_loss} at epoch {epoch}")
+        except NonFiniteLossError as e:
+            raise NonFiniteLossError(_diverged_advice(e, name, folder, progress["epoch"])) from None
         if scheduler is not None:
             is_plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
             scheduler.step(valid_loss) if is_plateau else scheduler.step()
         improved = valid_loss < progress["best_validation_loss"]
         if improved:
             progress.update(best_epoch=epoch, best_validation_loss=valid_loss, stale=0)
-            checkpoints.save({"model": model.state_dict(), "epoch": epoch}, folder / "best.pt")
+            checkpoints.save({"model": model.state_dict(), "epoch": epoch, "config": progress["config"]},
+                             folder / "best.pt")
         else:
             progress["stale"] += 1
         epoch_time = time.time() - start
@@ -285,6 +360,7 @@ def train(config, run_root=None):
         }
         if device.type == "cuda":
             metrics["peak_gpu_0_memory_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
+        progress["history"].append(metrics)
         checkpoints.save_json(metrics, folder / f"metrics_epoch_{epoch}.json")
         checkpoints.save(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -292,17 +368,17 @@ def train(config, run_root=None):
              "progress": progress, "rng": _rng_state()},
             folder / f"checkpoint_epoch_{epoch}.pt",
         )
-        checkpoints.prune(folder, cfg["keep_last"])
+        checkpoints.prune(folder, cfg["keep_last"], also_keep=progress["best_epoch"])
         if writer is not None:
             for key in ("training_loss", "validation_loss"):
                 writer.add_scalar(key, metrics[key], epoch)
             writer.flush()
-        print(f"epoch {epoch}: training loss {train_loss:.4f}, validation loss {valid_loss:.4f}"
-              f"{' (best)' if improved else ''}, {epoch_time:.1f}s")
+        print(f"{name} epoch {epoch}/{cfg['epochs']}: training loss {train_loss:.4f}, validation loss "
+              f"{valid_loss:.4f}{' (best)' if improved else ''}, {epoch_time:.1f}s", flush=True)
         if progress["stopped_early"]:
             break
 
-    model.load_state_dict(checkpoints.load(folder / "best.pt", map_location=device)["model"])
+    model.load_state_dict(_best_model_state(folder, progress, device))
     summary = {
         "experiment": cfg["experiment"], "model_name": cfg["model_name"], "corpus": cfg["data"]["corpus"],
         "parameters": n_params, "epochs_trained": progress["epoch"], "stopped_early": progress["stopped_early"],
@@ -318,12 +394,13 @@ def train(config, run_root=None):
     return summary
 
 
-def override(base, changes):
-    """`base` with `changes` applied: a dict value updates that section's keys, anything else replaces."""
-    out = copy.deepcopy(base)
-    for key, value in changes.items():
-        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) and out.get(key) else copy.deepcopy(value)
-    return out
+def _diverged_advice(error, name, folder, last_good_epoch):
+    kept = f"the checkpoints up to epoch {last_good_epoch} are kept" if last_good_epoch else "no epoch had finished"
+    return (
+        f"{name}: {error}; {kept}. The same configuration diverges again at the same batch, so change it: "
+        f"lower optimizer.lr, or set or lower clip (the gradient-norm limit), then train under another "
+        f"model_name, or delete {folder} and train again."
+    )
 
 
 def compare(base, variants, experiment, run_root=None):
@@ -339,7 +416,7 @@ def compare(base, variants, experiment, run_root=None):
 def load_model(folder, which="best.pt", device="cpu"):
     """The trained model of a run folder, rebuilt from its config.json."""
     folder = Path(folder)
-    described = json.loads((folder / "config.json").read_text())
+    described = read_config(folder)
     model = build_model(described["config"], described["vocab_size"])
     model.load_state_dict(checkpoints.load(folder / which, map_location=device)["model"])
     return model.to(device)

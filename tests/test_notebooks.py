@@ -1,20 +1,31 @@
 """Notebooks: committed without outputs, and each runs through the papermill runner on `smoke`."""
 
+import ast
 import json
+import os
 import subprocess
 import sys
-from pathlib import Path
 
+import papermill
 import pytest
+from conftest import REPO
 
+import lstm_nb
 from lstm_nb import presets
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def runner(*args, env=None):
     return subprocess.run([sys.executable, "-m", "lstm_nb.run", *map(str, args)], capture_output=True,
                           text=True, env=env, check=False)
+
+
+def outputs(notebook_json):
+    """Every output's text, stream or plain-text display, of an executed notebook."""
+    for cell in notebook_json["cells"]:
+        for output in cell.get("outputs", []):
+            yield "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
 
 
 def test_there_are_notebooks():
@@ -39,18 +50,40 @@ def test_declares_preset_parameter_with_known_presets(notebook):
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_runs_on_smoke_preset_and_resumes(notebook, home):
-    result = runner(notebook, "--preset", "smoke")
+def test_default_preset_is_the_cheap_one(notebook):
+    assert ast.literal_eval(papermill.inspect_notebook(str(notebook))["preset"]["default"]) == "smoke"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_colab_install_cell_uses_the_one_install_constant(notebook):
+    nb = json.loads(notebook.read_text())
+    install = next("".join(c["source"]) for c in nb["cells"] if "google.colab" in "".join(c["source"]))
+    assert f"LSTM_NB_INSTALL = {lstm_nb.INSTALL!r}".replace("'", '"') in install
+    assert "LSTM_NB_HOME" in install and "raise RuntimeError" in install  # Drive for run/; a failing install says so
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_runs_on_smoke_preset_and_resumes(notebook, home, data_root):
+    # the README's offline set-up: a relative LSTM_NB_DATA, although the kernel runs in another folder
+    env = {**os.environ, "LSTM_NB_DATA": os.path.relpath(data_root, REPO)}
+    result = runner(notebook, "--preset", "smoke", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("ok")
+    assert "without encryption" not in result.stderr
     executed = home / "run" / "notebooks" / f"{notebook.stem}-smoke.ipynb"
     nb = json.loads(executed.read_text())
     assert not any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
+    printed = list(outputs(nb))
+    assert not [text for text in printed if "0%|" in text], "progress bars frozen at 0 % in the executed copy"
+    assert any(f"-smoke/{model} epoch 1/" in text for text in printed for model in ("lstm", "mogrifier"))
+    configs = list((home / "run").glob("*/*/config.json"))
+    assert configs and all(json.loads(p.read_text())["command"] ==
+                           f"python -m lstm_nb.run {notebook} --preset smoke" for p in configs)
     metrics = list((home / "run").glob("*/*/metrics_epoch_*.json"))
     assert metrics, "the notebook wrote no per-epoch metrics into run/"
     assert list((home / "figures").glob(f"{notebook.stem}_*.png"))
     before = {p: p.stat().st_mtime_ns for p in metrics}
-    again = runner(notebook, "--preset", "smoke")
+    again = runner(notebook, "--preset", "smoke", env=env)
     assert again.returncode == 0, again.stderr
     assert {p: p.stat().st_mtime_ns for p in metrics} == before  # finished runs are read back, not retrained
 
@@ -61,6 +94,18 @@ def test_runner_rejects_undeclared_parameter_and_unknown_preset(home):
     assert result.returncode != 0 and "no parameter(s) learning_rate" in result.stderr
     result = runner(notebook, "--preset", "huge")
     assert result.returncode != 0 and "unknown preset 'huge'" in result.stderr
+    assert not (home / "run").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-p", "epochs", "abc"], "parameter epochs must be int or None, got 'abc' (str)"),
+    (["-p", "epochs", "2.5"], "parameter epochs must be int or None, got 2.5 (float)"),
+    (["-p", "device", "0"], "parameter device must be str, got 0 (int)"),
+])
+def test_runner_type_checks_parameters_before_anything_is_written(home, args, message):
+    result = runner(NOTEBOOKS[0], "--preset", "smoke", *args)
+    assert result.returncode != 0 and message in result.stderr
+    assert not (home / "run").exists()
 
 
 def test_runner_reports_the_failing_cell(home, tmp_path):

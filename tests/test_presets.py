@@ -3,7 +3,8 @@ preset builds a model of the size it claims."""
 
 import pytest
 
-from lstm_nb import models, presets, train
+from lstm_nb import models, presets
+from lstm_nb.config import make_config
 
 # deepmind/lamb, lamb/experiment/mogrifier/config/786252db3825+_tune_ptb_24m_lstm_{fm_}d2_arms/trial_*/config
 OFFICIAL_PTB = {
@@ -20,7 +21,7 @@ OFFICIAL_PTB = {
 
 @pytest.mark.parametrize("name", ["mogrifier", "lstm"])
 def test_paper_preset_is_the_official_ptb_24m_configuration(name):
-    cfg = train.make_config(presets.get("mogrifier", "paper")["ptb"][name])
+    cfg = make_config(presets.get("mogrifier", "paper")["ptb"][name])
     official, model, cell = OFFICIAL_PTB[name], cfg["model"], cfg["model"]["cell_options"]
     assert cfg["data"]["corpus"] == "ptb" and cfg["data"]["fraction"] == 1.0
     assert (cfg["data"]["batch_size"], cfg["data"]["bptt"]) == (64, 70)

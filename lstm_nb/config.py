@@ -1,0 +1,138 @@
+"""A training configuration: the defaults, how a config overrides them, and its validation.
+
+`make_config` deep-merges a config into `DEFAULTS` and checks every value, so that a bad value is
+refused with one clear line per problem before anything is written into run/.
+"""
+
+import copy
+import math
+import re
+
+import torch
+
+DEFAULTS = {
+    "experiment": "default",
+    "model_name": "lstm",
+    "data": {"corpus": "ptb", "batch_size": 20, "bptt": 35, "eval_batch_size": 10, "instance_length": 500,
+             "fraction": 1.0, "seed": 0},
+    # passed to lstm_nb.models.build: "architecture" ("rnn" or "transformer") and that model's options
+    "model": {"architecture": "rnn", "embedding_size": 200, "hidden_size": 200},
+    "epochs": 10,
+    "patience": None,  # epochs without validation improvement before stopping; None = never
+    "seed": 1,
+    "clip": 0.25,  # max total gradient norm; None = no clipping
+    "optimizer": {"name": "Adam", "lr": 1e-3},
+    "scheduler": None,  # e.g. {"name": "ReduceLROnPlateau", "factor": 0.25, "patience": 0}
+    "keep_last": 3,  # newest epoch checkpoints kept (the best epoch's is kept too)
+    "device": "auto",
+}
+OPEN_SECTIONS = {"model", "optimizer", "scheduler"}  # free-form: their keys are checked by the model / torch
+CORPORA = ("ptb", "ptb-char", "wikitext-2", "brown")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")  # one folder name, no path separators
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is not acceptable; nothing was written."""
+
+
+def make_config(overrides=None, defaults=DEFAULTS, where="config"):
+    """Deep-merge `overrides` into the defaults and validate the result (at the top level)."""
+    cfg = _merge(overrides, defaults, where)
+    if defaults is DEFAULTS:
+        validate(cfg)
+    return cfg
+
+
+def _merge(overrides, defaults, where):
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"{where} must be a dict, got {type(overrides).__name__}")
+    cfg = copy.deepcopy(defaults)
+    for key, value in (overrides or {}).items():
+        if key not in cfg:
+            raise ConfigError(f"unknown {where} key {key!r}; known: {', '.join(sorted(cfg))}")
+        if isinstance(cfg[key], dict) and isinstance(value, dict) and key not in OPEN_SECTIONS:
+            cfg[key] = _merge(value, cfg[key], f"{where}.{key}")
+        else:
+            cfg[key] = copy.deepcopy(value)
+    return cfg
+
+
+def override(base, changes):
+    """`base` with `changes` applied: a dict value updates that section's keys, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) and out.get(key) else copy.deepcopy(value)
+    return out
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x):
+    return (_is_int(x) or isinstance(x, float)) and math.isfinite(x)
+
+
+def _problems(cfg):
+    """One line per unacceptable value."""
+    def need(ok, key, rule):
+        if not ok:
+            value = cfg
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            problems.append(f"{key} must be {rule}, got {value!r}")
+
+    problems = []
+    for key in ("experiment", "model_name"):
+        need(isinstance(cfg[key], str) and SAFE_NAME.match(cfg[key]) is not None and ".." not in cfg[key], key,
+             "a folder name (letters, digits, '.', '_', '-', '+', '='; no '/' or '..')")
+    data, model = cfg["data"], cfg["model"]
+    need(data["corpus"] in CORPORA, "data.corpus", f"one of {', '.join(CORPORA)}")
+    for key in ("batch_size", "bptt", "eval_batch_size", "instance_length"):
+        need(_is_int(data[key]) and data[key] >= 1, f"data.{key}", "a positive integer")
+    need(_is_number(data["fraction"]) and 0 < data["fraction"] <= 1, "data.fraction", "a number in (0, 1]")
+    need(_is_int(data["seed"]), "data.seed", "an integer")
+    need(isinstance(model, dict), "model", "a dict of model options")
+    if isinstance(model, dict):
+        for key in ("embedding_size", "hidden_size", "num_layers", "parameter_budget", "num_heads"):
+            if model.get(key) is not None:
+                need(_is_int(model[key]) and model[key] >= 1, f"model.{key}", "a positive integer")
+        for key in ("dropout", "input_dropout", "inter_layer_dropout", "embedding_dropout"):
+            if key in model:
+                need(_is_number(model[key]) and 0 <= model[key] < 1, f"model.{key}", "a rate in [0, 1)")
+    need(_is_int(cfg["epochs"]) and cfg["epochs"] >= 1, "epochs", "a positive integer")
+    need(cfg["patience"] is None or (_is_int(cfg["patience"]) and cfg["patience"] >= 1), "patience",
+         "None or a positive integer")
+    need(_is_int(cfg["seed"]), "seed", "an integer")
+    need(cfg["clip"] is None or (_is_number(cfg["clip"]) and cfg["clip"] > 0), "clip", "None or a positive number")
+    need(_is_int(cfg["keep_last"]) and cfg["keep_last"] >= 1, "keep_last", "a positive integer")
+    for section, namespace in (("optimizer", torch.optim), ("scheduler", torch.optim.lr_scheduler)):
+        spec = cfg[section]
+        if spec is None and section == "scheduler":
+            continue
+        need(isinstance(spec, dict) and hasattr(namespace, str(spec.get("name"))), section,
+             f"a dict whose 'name' is a class of {namespace.__name__}")
+    if isinstance(cfg["optimizer"], dict) and "lr" in cfg["optimizer"]:
+        need(_is_number(cfg["optimizer"]["lr"]) and cfg["optimizer"]["lr"] >= 0, "optimizer.lr", "a number ≥ 0")
+    problems += _device_problems(cfg["device"])
+    return problems
+
+
+def _device_problems(name):
+    if name == "auto":
+        return []
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        return [f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}"]
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return [f"device is {name!r}, but this machine has no CUDA GPU (use 'auto' or 'cpu')"]
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        return [f"device is {name!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s)"]
+    return []
+
+
+def validate(cfg):
+    problems = _problems(cfg)
+    if problems:
+        raise ConfigError("bad configuration, nothing was written:\n  " + "\n  ".join(problems))
