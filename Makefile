@@ -3,11 +3,14 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= smoke
+# A package index to install torch from first, e.g. PyTorch's CPU-only one (README, "Which torch you get").
+TORCH_INDEX ?=
 
 .PHONY: run test lint
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(PY) -m pip install -q --index-url $(TORCH_INDEX) "$$(grep '^torch==' requirements.txt)")
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import ExplainedError
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; the folder is then not locked (see `locked`)
@@ -31,7 +33,7 @@ TEMPORARY = ".*.tmp"
 LOCK_FILE = ".lock"
 
 
-class RunFileError(RuntimeError):
+class RunFileError(ExplainedError, RuntimeError):
     """A file of a run folder is missing or cannot be read; the message says what to do."""
 
 
@@ -39,7 +41,7 @@ class CheckpointError(RunFileError):
     """A checkpoint exists but cannot be read."""
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(ExplainedError, RuntimeError):
     """Another process is writing the same run folder."""
 
 

@@ -10,6 +10,8 @@ import re
 
 import torch
 
+from .errors import ExplainedError
+
 DEFAULTS = {
     "experiment": "default",
     "model_name": "lstm",
@@ -31,7 +33,7 @@ CORPORA = ("ptb", "ptb-char", "wikitext-2", "brown")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")  # one folder name, no path separators
 
 
-class ConfigError(ValueError):
+class ConfigError(ExplainedError, ValueError):
     """A configuration key or value is not acceptable; nothing was written."""
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import ExplainedError
 from .paths import DATA_ENV, checkout_root, data_env, repo_root
 from .progress import bar as progress_bar
 
@@ -88,7 +89,7 @@ SPLIT_FILES = {
 }
 
 
-class CorpusError(RuntimeError):
+class CorpusError(ExplainedError, RuntimeError):
     """A corpus is missing, could not be downloaded, or does not match its checksum."""
 
 

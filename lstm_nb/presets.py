@@ -24,8 +24,9 @@ _BROWN_PAPER = {
 }
 
 
-# The official Mogrifier PTB 24M configurations (deepmind/lamb, PAPERS.md §2.3): the Mogrifier (trial_483)
-# and its separately tuned LSTM baseline (trial_833), which is the same code with 0 rounds. Adam with
+# The official Mogrifier PTB 24M configurations (deepmind/lamb, lamb/experiment/mogrifier/config/
+# 786252db3825+_tune_ptb_24m_lstm_{fm_}d2_arms/trial_*/config): the Mogrifier (trial_483) and its
+# separately tuned LSTM baseline (trial_833), which is the same code with 0 rounds. Adam with
 # β1 = 0 is lamb's "rmsprop"; lamb's L2 (l2 · ½Σw² added to the loss) is Adam's coupled weight_decay.
 # 1000 turns × 200 steps ≈ 965 epochs of PTB. Test evaluation with one stream (lamb: batch 1).
 _PTB_MOGRIFIER_PAPER = {

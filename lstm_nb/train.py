@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from . import checkpoints, models, paths
 from . import data as data_module
 from .config import ConfigError, make_config, override
+from .errors import ExplainedError
 from .progress import bar as progress_bar
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(ExplainedError, FloatingPointError):
     """The loss became NaN or infinite; training stopped, the last good checkpoint is kept."""
 
 
@@ -418,7 +419,14 @@ def load_model(folder, which="best.pt", device="cpu"):
     folder = Path(folder)
     described = read_config(folder)
     model = build_model(described["config"], described["vocab_size"])
-    model.load_state_dict(checkpoints.load(folder / which, map_location=device)["model"])
+    try:
+        state = checkpoints.load(folder / which, map_location=device)["model"]
+    except checkpoints.CheckpointError as e:
+        raise checkpoints.CheckpointError(
+            f"{e}. Delete it, then run the same training again (the notebook, or train.train with this "
+            f"run's configuration): it is rebuilt from the checkpoint of the epoch it holds."
+        ) from None
+    model.load_state_dict(state)
     return model.to(device)
 
 

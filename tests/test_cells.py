@@ -92,7 +92,7 @@ def test_mogrifier_with_zero_rounds_is_the_lstm():
 
 
 def mogrifier_by_hand(P, x, h, c, r, rank, h_mask=None):
-    """The Mogrifier equations (PAPERS.md §2.1) with capped input gate, written out from the parameters."""
+    """The Mogrifier equations (Melis, Kočiský & Blunsom 2020) with capped input gate, written out from the parameters."""
 
     def Q(i, v):  # round i's map
         W = P[f"mog_w{i}_l0"] if rank is None else P[f"mog_v{i}_l0"] @ P[f"mog_u{i}_l0"]
@@ -183,7 +183,7 @@ def test_mogrifier_rounds_have_distinct_parameters_and_low_rank_counts():
     for i in range(1, r + 1):
         assert mog.layer_param(f"mog_u{i}", 0).numel() + mog.layer_param(f"mog_v{i}", 0).numel() == k * (m + n)
     full = sum(p.numel() for n_, p in mog.named_parameters() if n_.startswith("mog_"))
-    assert full == math.ceil(r / 2) * (k * (m + n) + m) + (r // 2) * (k * (m + n) + n)  # PAPERS.md §2.1
+    assert full == math.ceil(r / 2) * (k * (m + n) + m) + (r // 2) * (k * (m + n) + n)  # odd rounds map n -> m, even rounds m -> n
 
 
 def test_shared_qr_variant_uses_one_q_and_one_r_for_every_round():
@@ -237,7 +237,7 @@ def test_ur_gate_equals_a_hand_computation():
     z_r, z_f, z_u, z_o = z.chunk(4, -1)
     f = torch.sigmoid(z_f + P["ur_bias_l0"])
     r = torch.sigmoid(z_r - P["ur_bias_l0"])
-    g = f**2 + 2 * r * f * (1 - f)  # PAPERS.md §3.2, rearranged
+    g = f**2 + 2 * r * f * (1 - f)  # Gu et al. 2020's r(1 - (1 - f)^2) + (1 - r) f^2, rearranged
     assert bool(((g >= f**2) & (g <= 2 * f - f**2)).all())
     c_new = g * c[0] + (1 - g) * torch.tanh(z_u)
     out, (_h_n, c_n) = layer(x, (h, c))

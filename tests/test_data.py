@@ -95,6 +95,7 @@ def test_missing_corpus_offline_says_where_it_looked_first_and_short(tmp_path, m
     assert f"{data.DATA_ENV} is set to {tmp_path / 'nothing-here'}" in message and "Connection refused" in message
     assert "second form" not in message
     assert e.value.__cause__ is None and e.value.__suppress_context__  # no network traceback chained before it
+    assert e.value._render_traceback_() == [f"CorpusError: {message}"]  # Jupyter shows the message alone
     assert not (home / "data" / "wikitext-2").exists()  # nothing half-downloaded left behind
 
 

@@ -1,5 +1,5 @@
-"""The `paper` presets are the official configurations, value by value (PAPERS.md §2.3), and every
-preset builds a model of the size it claims."""
+"""The `paper` presets are the official configurations, value by value (deepmind/lamb's tuned PTB
+24M trials), and every preset builds a model of the size it claims."""
 
 import pytest
 
@@ -45,7 +45,7 @@ def test_paper_preset_is_the_official_ptb_24m_configuration(name):
 
 
 def test_paper_budget_gives_the_hidden_sizes_of_the_24m_models():
-    """PAPERS.md §2.3 derives ≈912 (Mogrifier) and ≈951 (LSTM, one bias per gate; nn.LSTM's two bias
+    """The 24M budget gives ≈912 (Mogrifier) and ≈951 (LSTM, one bias per gate; nn.LSTM's two bias
     vectors cost 4H more, so 950 here)."""
     setup = presets.get("mogrifier", "paper")["ptb"]
     sizes = {}

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from lstm_nb import checkpoints, plots, train
 from lstm_nb.config import ConfigError
@@ -111,6 +112,19 @@ def test_a_lost_best_model_is_rebuilt_from_the_best_epochs_checkpoint(home, dama
     again = train.train(tiny(epochs=3))
     assert again["test_loss"] == summary["test_loss"] and again["best_epoch"] == summary["best_epoch"]
     assert checkpoints.load(best)["epoch"] == summary["best_epoch"]
+
+
+def test_a_damaged_best_model_of_a_finished_run_says_what_to_do_and_that_works(home):
+    train.train(tiny(epochs=2))
+    folder = folder_of(home)
+    reference = train.load_model(folder).state_dict()
+    (folder / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoints.CheckpointError, match=r"best.pt .*damaged. Delete it, then run the same training"):
+        train.load_model(folder)
+    (folder / "best.pt").unlink()
+    train.train(tiny(epochs=2))
+    rebuilt = train.load_model(folder).state_dict()
+    assert all(torch.equal(reference[k], rebuilt[k]) for k in reference)
 
 
 def test_a_best_model_that_cannot_be_rebuilt_says_what_to_do_and_that_works(home, monkeypatch):
