@@ -4,7 +4,7 @@ One file per concern: `cells` (every recurrent layer, by name), `recurrence` (th
 on), `data` (corpora and batching), `models` (the language model), `config` (a training configuration
 and its validation), `train` (training, checkpoints, metrics in run/), `checkpoints` (a run folder's
 files and its lock), `errors` (messages that say what to do), `progress` (bars), `plots`, `presets`
-(the notebooks' smoke / cpu / paper settings), `run` (papermill).
+(the notebooks' smoke / cpu / paper settings), `run` (papermill), `distributed` (torchrun / DDP).
 """
 
 __version__ = "0.1.0"

@@ -27,6 +27,8 @@ DEFAULTS = {
     "scheduler": None,  # e.g. {"name": "ReduceLROnPlateau", "factor": 0.25, "patience": 0}
     "keep_last": 3,  # newest epoch checkpoints kept (the best epoch's is kept too)
     "device": "auto",
+    # "bfloat16": autocast for the embedding and decoder (the recurrent layers stay float32)
+    "precision": "float32",
 }
 OPEN_SECTIONS = {"model", "optimizer", "scheduler"}  # free-form: their keys are checked by the model / torch
 CORPORA = ("ptb", "ptb-char", "wikitext-2", "brown")
@@ -57,6 +59,11 @@ def _merge(overrides, defaults, where):
         else:
             cfg[key] = copy.deepcopy(value)
     return cfg
+
+
+def with_defaults(stored):
+    """A stored config with the keys added to DEFAULTS since it was written, at their default values."""
+    return _merge(stored, DEFAULTS, "stored config")
 
 
 def override(base, changes):
@@ -117,7 +124,14 @@ def _problems(cfg):
     if isinstance(cfg["optimizer"], dict) and "lr" in cfg["optimizer"]:
         need(_is_number(cfg["optimizer"]["lr"]) and cfg["optimizer"]["lr"] >= 0, "optimizer.lr", "a number ≥ 0")
     problems += _device_problems(cfg["device"])
+    need(cfg["precision"] in ("float32", "bfloat16"), "precision", "'float32' or 'bfloat16'")
+    if cfg["precision"] == "bfloat16" and _uses_cuda(cfg["device"]) and not torch.cuda.is_bf16_supported():
+        problems.append("precision is 'bfloat16', but this GPU does not support it (use 'float32')")
     return problems
+
+
+def _uses_cuda(name):
+    return torch.cuda.is_available() if name == "auto" else str(name).startswith("cuda")
 
 
 def _device_problems(name):

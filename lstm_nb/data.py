@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
 from .errors import ExplainedError
 from .paths import DATA_ENV, checkout_root, data_env, repo_root
 from .progress import bar as progress_bar
@@ -302,15 +303,26 @@ def batchify(stream, batch_size):
 
 
 class StreamBatches:
-    """BPTT windows over B parallel streams; the model's state is carried from window to window."""
+    """BPTT windows over B parallel streams; the model's state is carried from window to window.
+
+    Under torchrun each rank keeps its share of the streams (`distributed.shard`): the training
+    streams must divide over the ranks; evaluation streams that do not are read whole by every rank.
+    `sharded[split]` says which splits are shared out, so that their losses are summed over ranks.
+    """
 
     carry_state = True
 
     def __init__(self, splits, vocab, batch_size, bptt, eval_batch_size=10, unit="word"):
         self.vocab, self.bptt, self.unit = vocab, bptt, unit
-        self.streams = {
-            s: batchify(t, batch_size if s == "train" else eval_batch_size) for s, t in splits.items()
-        }
+        self.streams, self.sharded = {}, {}
+        for split, tokens in splits.items():
+            streams = batchify(tokens, batch_size if split == "train" else eval_batch_size)
+            part = distributed.shard(streams.shape[1])
+            if part is None and split == "train":
+                raise ValueError(f"data.batch_size {batch_size} does not divide over {distributed.world_size()} "
+                                 f"processes: each takes an equal share of the streams")
+            self.sharded[split] = part is not None and distributed.active()
+            self.streams[split] = streams[:, part] if part is not None else streams
 
     @property
     def splits(self):
@@ -331,12 +343,18 @@ class StreamBatches:
 
 
 class InstanceBatches:
-    """Independent fixed-length instances, shuffled per epoch (seeded by epoch); state starts at 0."""
+    """Independent fixed-length instances, shuffled per epoch (seeded by epoch); state starts at 0.
+
+    Under torchrun rank r reads instances r, r + N, r + 2N, ... of every batch, so the ranks together
+    read the single-process batches. A last training batch with fewer instances than ranks is skipped
+    there (every rank must take each step).
+    """
 
     carry_state = False
 
     def __init__(self, splits, vocab, batch_size, seed=0, unit="char"):
         self.instances, self.vocab, self.batch_size, self.seed, self.unit = splits, vocab, batch_size, seed, unit
+        self.sharded = {split: distributed.active() for split in splits}
 
     @property
     def splits(self):
@@ -353,9 +371,14 @@ class InstanceBatches:
         order = torch.arange(len(data))
         if split == "train":
             order = torch.from_numpy(np.random.default_rng([self.seed, epoch]).permutation(len(data)))
+        ranks = distributed.world_size()
         for i in range(0, len(data), self.batch_size):
-            chunk = data[order[i:i + self.batch_size]].t()
-            yield chunk[:-1], chunk[1:]
+            batch = order[i:i + self.batch_size]
+            if split == "train" and len(batch) < ranks:
+                continue
+            chunk = data[batch[distributed.rank()::ranks]].t()
+            if chunk.shape[1]:
+                yield chunk[:-1], chunk[1:]
 
 
 def _head(tensor, fraction):

@@ -57,7 +57,11 @@ class LanguageModel(nn.Module):
         for k, layer in enumerate(self.layers):
             if k > 0:
                 x = self.drop(x, self.inter_layer_dropout)
-            x, s = layer(x, state[k])
+            if torch.is_autocast_enabled(x.device.type):  # mixed precision: the recurrence stays float32
+                with torch.autocast(x.device.type, enabled=False):
+                    x, s = layer(x.float(), state[k])
+            else:
+                x, s = layer(x, state[k])
             new_state.append(s)
             if self.sum_layer_outputs:
                 total = total + x

@@ -105,6 +105,42 @@ PRESETS = {
 }
 
 
+# The four models of the Brown section: the original notebook's comparison.
+BROWN_MODELS = {
+    "lstm": {"model": {"cell": "lstm"}},
+    "nn.LSTM": {"model": {"cell": "nn.LSTM"}},
+    "mogrifier": {"model": {"cell": "mogrifier", "cell_options": {"rounds": 5}}},
+    "mogrifier_shared_qr": {"model": {"cell": "mogrifier_shared_qr", "cell_options": {"rounds": 5}}},
+}
+
+
+def _mogrifier_sections(setup, preset, word_corpus="ptb"):
+    if word_corpus not in ("ptb", "wikitext-2"):
+        raise ValueError(f"word_corpus must be 'ptb' or 'wikitext-2', got {word_corpus!r}")
+    return {
+        f"mogrifier-brown-{preset}": {name: override(setup["brown"], changes) for name, changes in BROWN_MODELS.items()},
+        f"mogrifier-{word_corpus}-{preset}": setup[word_corpus],
+    }
+
+
+# notebook -> function(preset's sections, preset, **the notebook's other parameters) -> {experiment: {model: config}}
+_SECTIONS = {"mogrifier": _mogrifier_sections}
+
+
+def training_configs(notebook, preset, epochs=None, device="auto", **parameters):
+    """Every model a notebook trains on `preset`, as {experiment: {model_name: full training config}},
+    exactly as the notebook trains them: the notebook and `python -m lstm_nb.train` both call this, so
+    the command line trains the runs that the notebook then finds in run/. `epochs` (when not None)
+    and `device` override every config; `parameters` are the notebook's other parameters."""
+    sections = _SECTIONS[notebook](get(notebook, preset), preset, **parameters)
+    for experiment, models in sections.items():
+        for name, cfg in models.items():
+            cfg.update(experiment=experiment, model_name=name, device=device)
+            if epochs is not None:
+                cfg["epochs"] = epochs
+    return sections
+
+
 def names(notebook):
     if notebook not in PRESETS:
         raise ValueError(f"no presets for notebook {notebook!r}; known: {', '.join(sorted(PRESETS))}")

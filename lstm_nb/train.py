@@ -1,6 +1,8 @@
 """The one training loop: data and model from a config, per-epoch metrics and checkpoints in run/.
 
     summary = lstm_nb.train.train({"experiment": "brown", "model_name": "lstm", "data": {...}, ...})
+    python -m lstm_nb.train notebooks/mogrifier.ipynb --preset paper [--only NAME ...] [-p KEY VALUE ...]
+    torchrun --nproc_per_node N -m lstm_nb.train ...   (DistributedDataParallel, lstm_nb/distributed.py)
 
 Writes into `run/<experiment>/<model_name>/`:
   config.json                 the full configuration, seed, library versions, git commit
@@ -15,6 +17,7 @@ summary); a changed configuration in an existing folder is an error, never a sil
 damaged best.pt, config.json or metrics file is rebuilt from the checkpoints on the next run.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -31,9 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoints, models, paths
+from . import checkpoints, distributed, models, paths, presets
 from . import data as data_module
-from .config import ConfigError, make_config, override
+from .config import ConfigError, make_config, with_defaults
 from .errors import ExplainedError
 from .progress import bar as progress_bar
 
@@ -115,16 +118,26 @@ def _tensorboard(folder):
     return SummaryWriter(str(folder / "tensorboard"))
 
 
+def autocast(precision, device):
+    """The mixed-precision context of a config's `precision`: "bfloat16" autocasts the embedding and
+    decoder products; the recurrent layers always run in float32 (models.LanguageModel)."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 @torch.no_grad()
-def evaluate(model, data, split, device):
-    """Mean NLL per token over the whole split (token-weighted), dropout off, state carried."""
+def evaluate(model, data, split, device, precision="float32"):
+    """Mean NLL per token over the whole split (token-weighted), dropout off, state carried. Under
+    torchrun each rank reads its share of the streams and the sums are added over ranks."""
     model.eval()
     state, total, count = None, 0.0, 0
-    for x, y in data.batches(split):
-        x, y = x.to(device), y.to(device)
-        logits, state = model(x, state if data.carry_state else None)
-        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
-        count += y.numel()
+    with autocast(precision, device):
+        for x, y in data.batches(split):
+            x, y = x.to(device), y.to(device)
+            logits, state = model(x, state if data.carry_state else None)
+            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="sum").item()
+            count += y.numel()
+    if data.sharded[split]:
+        total, count = distributed.sum_over_ranks(total, count)
     return total / count
 
 
@@ -133,26 +146,30 @@ def window_loss(model, data, x, y, state, device):
     (detached: truncated BPTT) when the data's windows continue each other, else from zeros."""
     x, y = x.to(device), y.to(device)
     logits, state = model(x, models.detach_state(state) if data.carry_state else None)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), state
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)), state
 
 
 def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None):
-    """One pass over the training split; returns the token-weighted mean training loss."""
+    """One pass over the training split; returns the token-weighted mean training loss (over every
+    rank's tokens under torchrun, where `model` is the DistributedDataParallel wrapper)."""
     model.train()
     state, total, count = None, 0.0, 0
     bar = progress_bar(data.batches("train", epoch), total=data.num_batches("train"), desc=desc or f"epoch {epoch}",
-               leave=False, mininterval=1.0)
+                       leave=False, mininterval=1.0)
     for step, (x, y) in enumerate(bar):
-        loss, state = window_loss(model, data, x, y, state, device)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"the training loss became {loss.item()} at epoch {epoch}, batch {step}")
+        with autocast(cfg["precision"], device):
+            loss, state = window_loss(model, data, x, y, state, device)
+        # every rank takes the same decision on the same (summed) number, so none waits for another
+        loss_sum, tokens = distributed.sum_over_ranks(loss.item() * y.numel(), y.numel())
+        if not math.isfinite(loss_sum):
+            raise NonFiniteLossError(f"the training loss became {loss_sum / tokens} at epoch {epoch}, batch {step}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg["clip"]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
         optimizer.step()
-        total += loss.item() * y.numel()
-        count += y.numel()
+        total += loss_sum
+        count += tokens
         bar.set_postfix(loss=f"{total / count:.3f}", refresh=False)
     return total / count
 
@@ -174,6 +191,7 @@ def _describe_environment(cfg, vocab_size, n_params, device):
         "vocab_size": vocab_size,
         "parameters": n_params,
         "device": str(device),
+        "world_size": distributed.world_size(),  # processes under torchrun (a resume needs the same)
         "git_commit": _git_commit(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
         "command": _command(),
@@ -185,7 +203,8 @@ def _as_json(cfg):
 
 
 def _refuse_other_config(where, stored, cfg, folder):
-    wanted = _as_json(cfg)
+    # a key added to the defaults after that run was written takes its default value there
+    stored, wanted = _as_json(with_defaults(stored)), _as_json(cfg)
     if stored != wanted:
         changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
         raise ConfigError(
@@ -273,63 +292,95 @@ def train(config, run_root=None):
 
     Everything that can be wrong with the input (configuration, corpus, model options) is refused
     before the run folder is written. A second process on the same folder is refused (RunLockedError).
+    Under torchrun every rank calls this with the same config; rank 0 alone reads and writes the folder.
     """
     cfg = make_config(config)
     folder = run_folder(cfg, run_root)
-    finished = _finished_summary(folder, cfg)
+    finished = distributed.on_main(lambda: _finished_summary(folder, cfg))
     if finished is not None:
         return finished
 
     seed_everything(cfg["seed"])
-    device = pick_device(cfg["device"])
+    device = distributed.device(cfg["device"])
     data = data_module.build(**cfg["data"])
     model = build_model(cfg, len(data.vocab)).to(device)
     optimizer = make_optimizer(model, cfg["optimizer"])
     scheduler = make_scheduler(optimizer, cfg["scheduler"])
-    folder.mkdir(parents=True, exist_ok=True)
-    with checkpoints.locked(folder):
-        finished = _finished_summary(folder, cfg)  # another process may have finished it meanwhile
+    if distributed.active():  # the same initial weights everywhere, different dropout masks per rank
+        torch.manual_seed(cfg["seed"] * 1000 + distributed.rank())
+    with contextlib.ExitStack() as held:
+        def lock():
+            folder.mkdir(parents=True, exist_ok=True)
+            held.enter_context(checkpoints.locked(folder))
+            finished = _finished_summary(folder, cfg)  # another process may have finished it meanwhile
+            if finished is None:
+                for path in checkpoints.remove_stale_temporaries(folder):
+                    print(f"removed {path.name}, left by a process that was stopped while writing it")
+            return finished
+
+        finished = distributed.on_main(lock)
         if finished is not None:
             return finished
-        for path in checkpoints.remove_stale_temporaries(folder):
-            print(f"removed {path.name}, left by a process that was stopped while writing it")
         return _train_locked(cfg, folder, data, model, optimizer, scheduler, device)
+
+
+def _resume_state(cfg, folder, data, n_params, device):
+    """Rank 0's work before the first epoch: the newest checkpoint (checked against this config and
+    world size), config.json, and the metric files rebuilt from the checkpoint where damaged."""
+    name = f"{cfg['experiment']}/{cfg['model_name']}"
+    found = checkpoints.epoch_checkpoints(folder)
+    ckpt = None
+    if found:
+        ckpt = _load_latest_checkpoint(found, "cpu")
+        _refuse_other_config(found[-1], ckpt["progress"].setdefault("config", _as_json(cfg)), cfg, folder)
+        ckpt["progress"].setdefault("history", [])  # checkpoints written before 0.2 carry neither
+        trained_by = ckpt["progress"].get("world_size", 1)
+        if trained_by != distributed.world_size():
+            raise ConfigError(
+                f"{found[-1]} was trained by {trained_by} process(es), this is {distributed.world_size()}: a run "
+                f"resumes with the world size it started with (torchrun --nproc_per_node {trained_by}, or no "
+                f"torchrun for 1), since its data split and random streams depend on it. Or train it under "
+                f"another model_name."
+            )
+        print(f"{name}: resuming {folder} after epoch {ckpt['progress']['epoch']}")
+    if not _readable_json(folder / "config.json"):
+        checkpoints.save_json(_describe_environment(cfg, len(data.vocab), n_params, device), folder / "config.json")
+    for metrics in ckpt["progress"]["history"] if ckpt else []:
+        path = folder / f"metrics_epoch_{metrics['epoch']}.json"
+        if not _readable_json(path):
+            checkpoints.save_json(metrics, path)
+            print(f"{name}: rewrote {path.name} from {found[-1].name}")
+    return ckpt
 
 
 def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
     name = f"{cfg['experiment']}/{cfg['model_name']}"
     n_params = models.count_parameters(model)
     progress = {"epoch": 0, "best_epoch": None, "best_validation_loss": math.inf, "stale": 0, "duration": 0.0,
-                "stopped_early": False, "history": [], "config": _as_json(cfg)}
-    found = checkpoints.epoch_checkpoints(folder)
-    if found:
-        ckpt = _load_latest_checkpoint(found, device)
-        _refuse_other_config(found[-1], ckpt["progress"].setdefault("config", progress["config"]), cfg, folder)
-        ckpt["progress"].setdefault("history", [])  # checkpoints written before 0.2 carry neither
+                "stopped_early": False, "history": [], "config": _as_json(cfg),
+                "world_size": distributed.world_size()}
+    ckpt = distributed.on_main(lambda: _resume_state(cfg, folder, data, n_params, device))
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
         progress = ckpt["progress"]
-        _set_rng_state(ckpt["rng"])
-        print(f"{name}: resuming {folder} after epoch {progress['epoch']}")
-    if not _readable_json(folder / "config.json"):
-        checkpoints.save_json(_describe_environment(cfg, len(data.vocab), n_params, device), folder / "config.json")
-    for metrics in progress["history"]:  # a deleted or damaged metrics file is rewritten from the checkpoint
-        path = folder / f"metrics_epoch_{metrics['epoch']}.json"
-        if not _readable_json(path):
-            checkpoints.save_json(metrics, path)
-            print(f"{name}: rewrote {path.name} from {found[-1].name}")
+        rng = ckpt["rng"]  # one state per rank (a list), or the one state of a single-process run
+        _set_rng_state(rng[distributed.rank()] if isinstance(rng, list) else rng)
+    net = model
+    if distributed.active():
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    writer = _tensorboard(folder)
+    writer = distributed.on_main(lambda: _tensorboard(folder))
     unit = data.unit
     for epoch in range(progress["epoch"] + 1, cfg["epochs"] + 1):
         if progress["stopped_early"]:
             break
         start = time.time()
         try:
-            train_loss = train_epoch(model, data, optimizer, cfg, epoch, device, desc=f"{name} epoch {epoch}")
-            valid_loss = evaluate(model, data, "valid", device)
+            train_loss = train_epoch(net, data, optimizer, cfg, epoch, device, desc=f"{name} epoch {epoch}")
+            valid_loss = evaluate(model, data, "valid", device, cfg["precision"])
             if not math.isfinite(valid_loss):
                 raise NonFiniteLossError(f"the validation loss became {valid_loss} at epoch {epoch}")
         except NonFiniteLossError as e:
@@ -340,8 +391,6 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         improved = valid_loss < progress["best_validation_loss"]
         if improved:
             progress.update(best_epoch=epoch, best_validation_loss=valid_loss, stale=0)
-            checkpoints.save({"model": model.state_dict(), "epoch": epoch, "config": progress["config"]},
-                             folder / "best.pt")
         else:
             progress["stale"] += 1
         epoch_time = time.time() - start
@@ -362,37 +411,50 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         if device.type == "cuda":
             metrics["peak_gpu_0_memory_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
         progress["history"].append(metrics)
-        checkpoints.save_json(metrics, folder / f"metrics_epoch_{epoch}.json")
-        checkpoints.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-             "progress": progress, "rng": _rng_state()},
-            folder / f"checkpoint_epoch_{epoch}.pt",
-        )
-        checkpoints.prune(folder, cfg["keep_last"], also_keep=progress["best_epoch"])
-        if writer is not None:
-            for key in ("training_loss", "validation_loss"):
-                writer.add_scalar(key, metrics[key], epoch)
-            writer.flush()
-        print(f"{name} epoch {epoch}/{cfg['epochs']}: training loss {train_loss:.4f}, validation loss "
-              f"{valid_loss:.4f}{' (best)' if improved else ''}, {epoch_time:.1f}s", flush=True)
+        rng = distributed.gather(_rng_state())
+        distributed.on_main(_save_epoch, cfg, folder, model, optimizer, scheduler, progress, improved,
+                            rng if distributed.active() else rng[0], writer)
+        if distributed.is_main():
+            print(f"{name} epoch {epoch}/{cfg['epochs']}: training loss {train_loss:.4f}, validation loss "
+                  f"{valid_loss:.4f}{' (best)' if improved else ''}, {epoch_time:.1f}s", flush=True)
         if progress["stopped_early"]:
             break
 
-    model.load_state_dict(_best_model_state(folder, progress, device))
+    model.load_state_dict(distributed.on_main(lambda: _best_model_state(folder, progress, "cpu")))
     summary = {
         "experiment": cfg["experiment"], "model_name": cfg["model_name"], "corpus": cfg["data"]["corpus"],
         "parameters": n_params, "epochs_trained": progress["epoch"], "stopped_early": progress["stopped_early"],
         "best_epoch": progress["best_epoch"], "training_duration": progress["duration"],
         "mean_epoch_duration": progress["duration"] / max(progress["epoch"], 1),
+        "world_size": distributed.world_size(),
         **loss_metrics("best_validation", progress["best_validation_loss"], unit),
     }
     if "test" in data.splits:
-        summary.update(loss_metrics("test", evaluate(model, data, "test", device), unit))
-    checkpoints.save_json(summary, folder / "metrics.json")
+        summary.update(loss_metrics("test", evaluate(model, data, "test", device, cfg["precision"]), unit))
+    distributed.on_main(lambda: checkpoints.save_json(summary, folder / "metrics.json"))
     if writer is not None:
         writer.close()
     return summary
+
+
+def _save_epoch(cfg, folder, model, optimizer, scheduler, progress, improved, rng, writer):
+    """Rank 0's files after an epoch: best.pt when it improved, the metrics, the checkpoint, pruning."""
+    metrics = progress["history"][-1]
+    if improved:
+        checkpoints.save({"model": model.state_dict(), "epoch": metrics["epoch"], "config": progress["config"]},
+                         folder / "best.pt")
+    checkpoints.save_json(metrics, folder / f"metrics_epoch_{metrics['epoch']}.json")
+    checkpoints.save(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+         "scheduler": scheduler.state_dict() if scheduler is not None else None,
+         "progress": progress, "rng": rng},
+        folder / f"checkpoint_epoch_{metrics['epoch']}.pt",
+    )
+    checkpoints.prune(folder, cfg["keep_last"], also_keep=progress["best_epoch"])
+    if writer is not None:
+        for key in ("training_loss", "validation_loss"):
+            writer.add_scalar(key, metrics[key], metrics["epoch"])
+        writer.flush()
 
 
 def _diverged_advice(error, name, folder, last_good_epoch):
@@ -404,14 +466,12 @@ def _diverged_advice(error, name, folder, last_good_epoch):
     )
 
 
-def compare(base, variants, experiment, run_root=None):
-    """Train `base` once per variant ({model_name: config changes, e.g. {"model": {"cell": "lstm"}}}), same
-    data and budget; return the summaries as a DataFrame indexed by model name."""
+def train_each(configs, run_root=None):
+    """Train every config of {model_name: config} (one section of `presets.training_configs`); return
+    the summaries as a DataFrame indexed by model name."""
     import pandas as pd
 
-    rows = [train({**override(base, changes), "experiment": experiment, "model_name": name}, run_root)
-            for name, changes in variants.items()]
-    return pd.DataFrame(rows).set_index("model_name")
+    return pd.DataFrame([train(cfg, run_root) for cfg in configs.values()]).set_index("model_name")
 
 
 def load_model(folder, which="best.pt", device="cpu"):
@@ -430,7 +490,71 @@ def load_model(folder, which="best.pt", device="cpu"):
     return model.to(device)
 
 
-if __name__ == "__main__":  # python -m lstm_nb.train config.json
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m lstm_nb.train CONFIG.json")
-    print(json.dumps(train(json.loads(Path(sys.argv[1]).read_text())), indent=2))
+def notebook_configs(notebook, preset, parameters, only=()):
+    """{experiment/model_name: config} of what `notebook` trains on `preset` with its `parameters`
+    (checked as the runner checks them), restricted to the names in `only` when given."""
+    from .run import check_parameters
+
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise SystemExit(f"no such notebook: {notebook}")
+    if notebook.stem not in presets.PRESETS:
+        raise SystemExit(f"{notebook}: no presets for it; notebooks with presets: {', '.join(sorted(presets.PRESETS))}")
+    check_parameters(notebook, {**parameters, "preset": preset})
+    try:
+        sections = presets.training_configs(notebook.stem, preset, **parameters)
+    except ValueError as e:
+        raise SystemExit(f"{notebook}: {e}") from None
+    configs = {f"{experiment}/{name}": cfg for experiment, models in sections.items() for name, cfg in models.items()}
+    if not only:
+        return configs
+    chosen = {key: cfg for key, cfg in configs.items() if key in only or cfg["model_name"] in only}
+    unknown = [name for name in only if not any(name in (key, cfg["model_name"]) for key, cfg in configs.items())]
+    if unknown:
+        raise SystemExit(f"{notebook} --preset {preset}: no configuration named {', '.join(unknown)}; "
+                         f"it trains {', '.join(configs)}")
+    return chosen
+
+
+def main(argv=None):
+    """python -m lstm_nb.train NOTEBOOK --preset P [--only NAME ...] [-p KEY VALUE ...], or CONFIG.json."""
+    import argparse
+
+    from .run import parse_value
+
+    parser = argparse.ArgumentParser(
+        prog="python -m lstm_nb.train",
+        description="Train a notebook's preset into run/, exactly as the notebook would (then the notebook, run "
+                    "with the same preset, only reports), or one training config from a JSON file. Under "
+                    "torchrun every configuration is trained with DistributedDataParallel.")
+    parser.add_argument("target", type=Path, help="a notebook (notebooks/NAME.ipynb) or a training config (.json)")
+    parser.add_argument("--preset", help="the notebook's preset (smoke, cpu, paper); required for a notebook")
+    parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
+                        help="train only these models (model_name, or experiment/model_name)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="a notebook parameter, as for python -m lstm_nb.run")
+    args = parser.parse_args(argv)
+    parameters = {k: parse_value(v) for k, v in args.parameter}
+    if args.target.suffix == ".json":
+        if args.preset or args.only or parameters:
+            raise SystemExit("--preset, --only and -p are for a notebook; a JSON config is trained as it is")
+        config = checkpoints.load_json(args.target, advice="Give the path of a training config (JSON).")
+        configs = {args.target.name: config}
+        device = config.get("device", "auto")
+    else:
+        if not args.preset:
+            raise SystemExit(f"{args.target}: which preset? Add --preset (smoke, cpu or paper)")
+        configs = notebook_configs(args.target, args.preset, parameters, args.only)
+        device = parameters.get("device", "auto")
+    distributed.start(device)
+    try:
+        for key, cfg in configs.items():
+            summary = train(cfg)
+            if distributed.is_main():
+                print(f"{key}: {json.dumps(summary, sort_keys=True)}", flush=True)
+    finally:
+        distributed.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -69,3 +69,21 @@ def test_scaled_presets_compare_models_of_equal_size(preset):
 def test_unknown_preset_is_refused():
     with pytest.raises(ValueError, match="unknown preset 'gpu'"):
         presets.get("mogrifier", "gpu")
+
+
+def test_training_configs_take_every_notebook_parameter_and_name_every_run():
+    import ast
+
+    import papermill
+    from conftest import REPO
+
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        declared = papermill.inspect_notebook(str(notebook))
+        defaults = {k: ast.literal_eval(v["default"]) for k, v in declared.items() if k != "preset"}
+        for preset in presets.names(notebook.stem):
+            sections = presets.training_configs(notebook.stem, preset, **defaults)
+            for experiment, configs in sections.items():
+                assert experiment.startswith(f"{notebook.stem}-") and experiment.endswith(f"-{preset}")
+                for name, cfg in configs.items():
+                    assert (cfg["experiment"], cfg["model_name"]) == (experiment, name)
+                    make_config(cfg)  # every one is a valid configuration

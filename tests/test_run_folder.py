@@ -129,8 +129,8 @@ def test_a_damaged_best_model_of_a_finished_run_says_what_to_do_and_that_works(h
 
 def test_a_best_model_that_cannot_be_rebuilt_says_what_to_do_and_that_works(home, monkeypatch):
     real_evaluate, validation_losses = train.evaluate, iter([5.0, 6.0] * 2)
-    monkeypatch.setattr(train, "evaluate", lambda model, data, split, device: (
-        next(validation_losses) if split == "valid" else real_evaluate(model, data, split, device)))
+    monkeypatch.setattr(train, "evaluate", lambda model, data, split, *args: (
+        next(validation_losses) if split == "valid" else real_evaluate(model, data, split, *args)))
     summary = train.train(tiny(epochs=2))  # best epoch 1, kept beside the last one
     folder = folder_of(home)
     unfinish(folder)
