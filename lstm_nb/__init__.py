@@ -2,9 +2,10 @@
 
 One file per concern: `cells` (every recurrent layer, by name), `recurrence` (the time loop they run
 on), `data` (corpora and batching), `models` (the language model), `config` (a training configuration
-and its validation), `train` (training, checkpoints, metrics in run/), `checkpoints` (a run folder's
-files and its lock), `errors` (messages that say what to do), `progress` (bars), `plots`, `presets`
-(the notebooks' smoke / cpu / paper settings), `run` (papermill), `distributed` (torchrun / DDP).
+and its validation), `train` (the training loop and its command line), `runs` (a run folder's
+bookkeeping: checked, resumed, repaired), `checkpoints` (a run folder's files and its lock),
+`distributed` (torchrun / DDP), `errors` (messages that say what to do), `progress` (bars), `plots`,
+`presets` (the notebooks' smoke / cpu / paper settings), `run` (papermill).
 """
 
 __version__ = "0.1.0"

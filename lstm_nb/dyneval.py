@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoints
+from . import checkpoints, distributed
 from . import data as data_module
 from .config import make_config
-from .train import evaluate, load_model, loss_metrics, pick_device, read_config, window_loss
+from .runs import read_config
+from .train import evaluate, load_model, loss_metrics, window_loss
 
 RULES = ("rms", "sgd")
 
@@ -102,7 +103,7 @@ def evaluate_run(folder, split="test", lr=1e-4, decay=0.02, rule="rms", segment_
                 return result
         loaded = {} if loaded is None else loaded
         if "model" not in loaded:
-            loaded["device"] = pick_device(device)
+            loaded["device"] = distributed.device(device)
             loaded["data"] = data_module.build(**make_config(read_config(folder)["config"])["data"])
             loaded["model"] = load_model(folder, device=loaded["device"])
             loaded["mean_square"] = {}

@@ -20,13 +20,8 @@ damaged best.pt, config.json or metrics file is rebuilt from the checkpoints on 
 import contextlib
 import json
 import math
-import os
-import platform
 import random
 import resource
-import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -34,9 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoints, distributed, models, paths, presets
+from . import checkpoints, distributed, models, presets, runs
 from . import data as data_module
-from .config import ConfigError, make_config, with_defaults
+from .config import ConfigError, make_config
 from .errors import ExplainedError
 from .progress import bar as progress_bar
 
@@ -49,12 +44,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def pick_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _rng_state():
@@ -72,15 +61,6 @@ def _set_rng_state(state):
     np.random.set_state((state["numpy"][0], np.array(state["numpy"][1], dtype=np.uint32), *state["numpy"][2:]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=10, check=False)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def _from_torch(namespace, spec, *args):
@@ -174,115 +154,6 @@ def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None):
     return total / count
 
 
-def _command():
-    """What started this training: the runner's command line (it sets LSTM_NB_COMMAND for its
-    kernel), the notebook open in JupyterLab (JPY_SESSION_NAME), or this process' own command line."""
-    if os.environ.get("LSTM_NB_COMMAND"):
-        return os.environ["LSTM_NB_COMMAND"]
-    if "ipykernel" in sys.modules:
-        return f"notebook {os.environ.get('JPY_SESSION_NAME', '(an interactive Jupyter kernel)')}"
-    return shlex.join([Path(sys.executable).name, *sys.argv])
-
-
-def _describe_environment(cfg, vocab_size, n_params, device):
-    return {
-        "config": cfg,
-        "seed": cfg["seed"],
-        "vocab_size": vocab_size,
-        "parameters": n_params,
-        "device": str(device),
-        "world_size": distributed.world_size(),  # processes under torchrun (a resume needs the same)
-        "git_commit": _git_commit(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
-        "command": _command(),
-    }
-
-
-def _as_json(cfg):
-    return json.loads(json.dumps(cfg))
-
-
-def _refuse_other_config(where, stored, cfg, folder):
-    # a key added to the defaults after that run was written takes its default value there
-    stored, wanted = _as_json(with_defaults(stored)), _as_json(cfg)
-    if stored != wanted:
-        changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-        raise ConfigError(
-            f"{where} holds a run with a different configuration (differs in: {', '.join(changed)}); nothing "
-            f"was written. Use another experiment or model_name, or delete {folder} to start over."
-        )
-
-
-def read_config(folder):
-    """The `config.json` of a run folder, or a RunFileError saying what to do."""
-    return checkpoints.load_json(Path(folder) / "config.json", advice=(
-        "It describes the run; delete it and run the same training again: it is rewritten, after the "
-        "configuration is checked against the one stored in the run's checkpoints."))
-
-
-def _readable_json(path):
-    try:
-        json.loads(Path(path).read_text())
-        return True
-    except (OSError, ValueError):
-        return False
-
-
-def _finished_summary(folder, cfg):
-    """The summary of a finished run in `folder`, None when there is none (or when one of its files
-    needs to be rebuilt from the checkpoints); a different configuration there is refused."""
-    if (folder / "config.json").exists():
-        _refuse_other_config(folder / "config.json", read_config(folder)["config"], cfg, folder)
-    if not (folder / "metrics.json").exists():
-        return None
-    summary = checkpoints.load_json(folder / "metrics.json", advice=(
-        "It is the run's summary; delete it and run the same training again: it is recomputed from the "
-        "run's checkpoints without training."))
-    epochs = range(1, summary["epochs_trained"] + 1)
-    if (folder / "best.pt").exists() and all(_readable_json(folder / f"metrics_epoch_{e}.json") for e in epochs):
-        return summary
-    return None
-
-
-def _load_latest_checkpoint(found, device):
-    try:
-        return checkpoints.load(found[-1], map_location=device)
-    except checkpoints.CheckpointError as e:
-        older = found[-2].name if len(found) > 1 else None
-        raise checkpoints.CheckpointError(
-            f"{e}. Delete it, then run the same training again: it resumes "
-            + (f"from {older}." if older else "from the start (no older checkpoint is left).")
-        ) from None
-
-
-def _best_model_state(folder, progress, device):
-    """best.pt's model; a missing, damaged or stale best.pt is rebuilt from the best epoch's checkpoint
-    (which pruning keeps)."""
-    best_epoch = progress["best_epoch"]
-    try:
-        best = checkpoints.load(folder / "best.pt", map_location=device)
-        if best["epoch"] == best_epoch:
-            return best["model"]
-        problem = f"{folder / 'best.pt'} holds epoch {best['epoch']}, not the best epoch {best_epoch}"
-    except checkpoints.CheckpointError as e:
-        problem = str(e)
-    source = folder / f"checkpoint_epoch_{best_epoch}.pt"
-    try:
-        model_state = checkpoints.load(source, map_location=device)["model"]
-    except checkpoints.CheckpointError as e:
-        raise checkpoints.CheckpointError(
-            f"{problem}, and it cannot be rebuilt: {e}. The best model of this run is lost. Delete {folder} "
-            f"and run the same training again to retrain it (on the same machine it reproduces the run)."
-        ) from None
-    checkpoints.save({"model": model_state, "epoch": best_epoch, "config": progress["config"]}, folder / "best.pt")
-    print(f"{problem}: rebuilt it from {source.name}")
-    return model_state
-
-
-def run_folder(cfg, run_root=None):
-    return Path(run_root or paths.run_dir()) / cfg["experiment"] / cfg["model_name"]
-
-
 def build_model(cfg, vocab_size):
     return models.build(vocab_size, **cfg["model"])
 
@@ -295,8 +166,8 @@ def train(config, run_root=None):
     Under torchrun every rank calls this with the same config; rank 0 alone reads and writes the folder.
     """
     cfg = make_config(config)
-    folder = run_folder(cfg, run_root)
-    finished = distributed.on_main(lambda: _finished_summary(folder, cfg))
+    folder = runs.run_folder(cfg, run_root)
+    finished = distributed.on_main(lambda: runs.finished_summary(folder, cfg))
     if finished is not None:
         return finished
 
@@ -312,7 +183,7 @@ def train(config, run_root=None):
         def lock():
             folder.mkdir(parents=True, exist_ok=True)
             held.enter_context(checkpoints.locked(folder))
-            finished = _finished_summary(folder, cfg)  # another process may have finished it meanwhile
+            finished = runs.finished_summary(folder, cfg)  # another process may have finished it meanwhile
             if finished is None:
                 for path in checkpoints.remove_stale_temporaries(folder):
                     print(f"removed {path.name}, left by a process that was stopped while writing it")
@@ -324,42 +195,13 @@ def train(config, run_root=None):
         return _train_locked(cfg, folder, data, model, optimizer, scheduler, device)
 
 
-def _resume_state(cfg, folder, data, n_params, device):
-    """Rank 0's work before the first epoch: the newest checkpoint (checked against this config and
-    world size), config.json, and the metric files rebuilt from the checkpoint where damaged."""
-    name = f"{cfg['experiment']}/{cfg['model_name']}"
-    found = checkpoints.epoch_checkpoints(folder)
-    ckpt = None
-    if found:
-        ckpt = _load_latest_checkpoint(found, "cpu")
-        _refuse_other_config(found[-1], ckpt["progress"].setdefault("config", _as_json(cfg)), cfg, folder)
-        ckpt["progress"].setdefault("history", [])  # checkpoints written before 0.2 carry neither
-        trained_by = ckpt["progress"].get("world_size", 1)
-        if trained_by != distributed.world_size():
-            raise ConfigError(
-                f"{found[-1]} was trained by {trained_by} process(es), this is {distributed.world_size()}: a run "
-                f"resumes with the world size it started with (torchrun --nproc_per_node {trained_by}, or no "
-                f"torchrun for 1), since its data split and random streams depend on it. Or train it under "
-                f"another model_name."
-            )
-        print(f"{name}: resuming {folder} after epoch {ckpt['progress']['epoch']}")
-    if not _readable_json(folder / "config.json"):
-        checkpoints.save_json(_describe_environment(cfg, len(data.vocab), n_params, device), folder / "config.json")
-    for metrics in ckpt["progress"]["history"] if ckpt else []:
-        path = folder / f"metrics_epoch_{metrics['epoch']}.json"
-        if not _readable_json(path):
-            checkpoints.save_json(metrics, path)
-            print(f"{name}: rewrote {path.name} from {found[-1].name}")
-    return ckpt
-
-
 def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
     name = f"{cfg['experiment']}/{cfg['model_name']}"
     n_params = models.count_parameters(model)
     progress = {"epoch": 0, "best_epoch": None, "best_validation_loss": math.inf, "stale": 0, "duration": 0.0,
-                "stopped_early": False, "history": [], "config": _as_json(cfg),
+                "stopped_early": False, "history": [], "config": runs.as_json(cfg),
                 "world_size": distributed.world_size()}
-    ckpt = distributed.on_main(lambda: _resume_state(cfg, folder, data, n_params, device))
+    ckpt = distributed.on_main(lambda: runs.resume_state(cfg, folder, data, n_params, device))
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -372,7 +214,7 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
     if distributed.active():
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    writer = distributed.on_main(lambda: _tensorboard(folder))
+    writer = _tensorboard(folder) if distributed.is_main() else None
     unit = data.unit
     for epoch in range(progress["epoch"] + 1, cfg["epochs"] + 1):
         if progress["stopped_early"]:
@@ -412,7 +254,7 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
             metrics["peak_gpu_0_memory_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
         progress["history"].append(metrics)
         rng = distributed.gather(_rng_state())
-        distributed.on_main(_save_epoch, cfg, folder, model, optimizer, scheduler, progress, improved,
+        distributed.on_main(runs.save_epoch, cfg, folder, model, optimizer, scheduler, progress, improved,
                             rng if distributed.active() else rng[0], writer)
         if distributed.is_main():
             print(f"{name} epoch {epoch}/{cfg['epochs']}: training loss {train_loss:.4f}, validation loss "
@@ -420,7 +262,7 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         if progress["stopped_early"]:
             break
 
-    model.load_state_dict(distributed.on_main(lambda: _best_model_state(folder, progress, "cpu")))
+    model.load_state_dict(distributed.on_main(lambda: runs.best_model_state(folder, progress, "cpu")))
     summary = {
         "experiment": cfg["experiment"], "model_name": cfg["model_name"], "corpus": cfg["data"]["corpus"],
         "parameters": n_params, "epochs_trained": progress["epoch"], "stopped_early": progress["stopped_early"],
@@ -435,26 +277,6 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
     if writer is not None:
         writer.close()
     return summary
-
-
-def _save_epoch(cfg, folder, model, optimizer, scheduler, progress, improved, rng, writer):
-    """Rank 0's files after an epoch: best.pt when it improved, the metrics, the checkpoint, pruning."""
-    metrics = progress["history"][-1]
-    if improved:
-        checkpoints.save({"model": model.state_dict(), "epoch": metrics["epoch"], "config": progress["config"]},
-                         folder / "best.pt")
-    checkpoints.save_json(metrics, folder / f"metrics_epoch_{metrics['epoch']}.json")
-    checkpoints.save(
-        {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-         "scheduler": scheduler.state_dict() if scheduler is not None else None,
-         "progress": progress, "rng": rng},
-        folder / f"checkpoint_epoch_{metrics['epoch']}.pt",
-    )
-    checkpoints.prune(folder, cfg["keep_last"], also_keep=progress["best_epoch"])
-    if writer is not None:
-        for key in ("training_loss", "validation_loss"):
-            writer.add_scalar(key, metrics[key], metrics["epoch"])
-        writer.flush()
 
 
 def _diverged_advice(error, name, folder, last_good_epoch):
@@ -477,7 +299,7 @@ def train_each(configs, run_root=None):
 def load_model(folder, which="best.pt", device="cpu"):
     """The trained model of a run folder, rebuilt from its config.json."""
     folder = Path(folder)
-    described = read_config(folder)
+    described = runs.read_config(folder)
     model = build_model(described["config"], described["vocab_size"])
     try:
         state = checkpoints.load(folder / which, map_location=device)["model"]

@@ -1,0 +1,190 @@
+"""A run folder's bookkeeping: what it holds, how a new process checks it, resumes from it and
+repairs it. The files themselves (atomic writes, the lock) are `checkpoints`; the loop is `train`.
+
+    run/<experiment>/<model_name>/  config.json, metrics_epoch_<N>.json, checkpoint_epoch_<N>.pt,
+                                    best.pt, metrics.json (README.md, "What a run writes")
+
+Under torchrun, what reads or writes files here runs in rank 0 alone (`distributed.on_main`).
+"""
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoints, distributed, paths
+from .config import ConfigError, with_defaults
+
+
+def _git_commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=10, check=False)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _command():
+    """What started this training: the runner's command line (it sets LSTM_NB_COMMAND for its
+    kernel), the notebook open in JupyterLab (JPY_SESSION_NAME), or this process' own command line."""
+    if os.environ.get("LSTM_NB_COMMAND"):
+        return os.environ["LSTM_NB_COMMAND"]
+    if "ipykernel" in sys.modules:
+        return f"notebook {os.environ.get('JPY_SESSION_NAME', '(an interactive Jupyter kernel)')}"
+    return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
+def describe_environment(cfg, vocab_size, n_params, device):
+    return {
+        "config": cfg,
+        "seed": cfg["seed"],
+        "vocab_size": vocab_size,
+        "parameters": n_params,
+        "device": str(device),
+        "world_size": distributed.world_size(),  # processes under torchrun (a resume needs the same)
+        "git_commit": _git_commit(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+        "command": _command(),
+    }
+
+
+def as_json(cfg):
+    return json.loads(json.dumps(cfg))
+
+
+def refuse_other_config(where, stored, cfg, folder):
+    # a key added to the defaults after that run was written takes its default value there
+    stored, wanted = as_json(with_defaults(stored)), as_json(cfg)
+    if stored != wanted:
+        changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        raise ConfigError(
+            f"{where} holds a run with a different configuration (differs in: {', '.join(changed)}); nothing "
+            f"was written. Use another experiment or model_name, or delete {folder} to start over."
+        )
+
+
+def read_config(folder):
+    """The `config.json` of a run folder, or a RunFileError saying what to do."""
+    return checkpoints.load_json(Path(folder) / "config.json", advice=(
+        "It describes the run; delete it and run the same training again: it is rewritten, after the "
+        "configuration is checked against the one stored in the run's checkpoints."))
+
+
+def readable_json(path):
+    try:
+        json.loads(Path(path).read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def finished_summary(folder, cfg):
+    """The summary of a finished run in `folder`, None when there is none (or when one of its files
+    needs to be rebuilt from the checkpoints); a different configuration there is refused."""
+    if (folder / "config.json").exists():
+        refuse_other_config(folder / "config.json", read_config(folder)["config"], cfg, folder)
+    if not (folder / "metrics.json").exists():
+        return None
+    summary = checkpoints.load_json(folder / "metrics.json", advice=(
+        "It is the run's summary; delete it and run the same training again: it is recomputed from the "
+        "run's checkpoints without training."))
+    epochs = range(1, summary["epochs_trained"] + 1)
+    if (folder / "best.pt").exists() and all(readable_json(folder / f"metrics_epoch_{e}.json") for e in epochs):
+        return summary
+    return None
+
+
+def load_latest_checkpoint(found, device):
+    try:
+        return checkpoints.load(found[-1], map_location=device)
+    except checkpoints.CheckpointError as e:
+        older = found[-2].name if len(found) > 1 else None
+        raise checkpoints.CheckpointError(
+            f"{e}. Delete it, then run the same training again: it resumes "
+            + (f"from {older}." if older else "from the start (no older checkpoint is left).")
+        ) from None
+
+
+def best_model_state(folder, progress, device):
+    """best.pt's model; a missing, damaged or stale best.pt is rebuilt from the best epoch's checkpoint
+    (which pruning keeps)."""
+    best_epoch = progress["best_epoch"]
+    try:
+        best = checkpoints.load(folder / "best.pt", map_location=device)
+        if best["epoch"] == best_epoch:
+            return best["model"]
+        problem = f"{folder / 'best.pt'} holds epoch {best['epoch']}, not the best epoch {best_epoch}"
+    except checkpoints.CheckpointError as e:
+        problem = str(e)
+    source = folder / f"checkpoint_epoch_{best_epoch}.pt"
+    try:
+        model_state = checkpoints.load(source, map_location=device)["model"]
+    except checkpoints.CheckpointError as e:
+        raise checkpoints.CheckpointError(
+            f"{problem}, and it cannot be rebuilt: {e}. The best model of this run is lost. Delete {folder} "
+            f"and run the same training again to retrain it (on the same machine it reproduces the run)."
+        ) from None
+    checkpoints.save({"model": model_state, "epoch": best_epoch, "config": progress["config"]}, folder / "best.pt")
+    print(f"{problem}: rebuilt it from {source.name}")
+    return model_state
+
+
+def run_folder(cfg, run_root=None):
+    return Path(run_root or paths.run_dir()) / cfg["experiment"] / cfg["model_name"]
+
+
+def resume_state(cfg, folder, data, n_params, device):
+    """Rank 0's work before the first epoch: the newest checkpoint (checked against this config and
+    world size), config.json, and the metric files rebuilt from the checkpoint where damaged."""
+    name = f"{cfg['experiment']}/{cfg['model_name']}"
+    found = checkpoints.epoch_checkpoints(folder)
+    ckpt = None
+    if found:
+        ckpt = load_latest_checkpoint(found, "cpu")
+        refuse_other_config(found[-1], ckpt["progress"].setdefault("config", as_json(cfg)), cfg, folder)
+        for key, default in (("history", []), ("world_size", 1)):  # checkpoints written before 0.2 lack them
+            ckpt["progress"].setdefault(key, default)
+        trained_by = ckpt["progress"]["world_size"]
+        if trained_by != distributed.world_size():
+            raise ConfigError(
+                f"{found[-1]} was trained by {trained_by} process(es), this is {distributed.world_size()}: a run "
+                f"resumes with the world size it started with (torchrun --nproc_per_node {trained_by}, or no "
+                f"torchrun for 1), since its data split and random streams depend on it. Or train it under "
+                f"another model_name."
+            )
+        print(f"{name}: resuming {folder} after epoch {ckpt['progress']['epoch']}")
+    if not readable_json(folder / "config.json"):
+        checkpoints.save_json(describe_environment(cfg, len(data.vocab), n_params, device), folder / "config.json")
+    for metrics in ckpt["progress"]["history"] if ckpt else []:
+        path = folder / f"metrics_epoch_{metrics['epoch']}.json"
+        if not readable_json(path):
+            checkpoints.save_json(metrics, path)
+            print(f"{name}: rewrote {path.name} from {found[-1].name}")
+    return ckpt
+
+
+def save_epoch(cfg, folder, model, optimizer, scheduler, progress, improved, rng, writer):
+    """Rank 0's files after an epoch: best.pt when it improved, the metrics, the checkpoint, pruning."""
+    metrics = progress["history"][-1]
+    if improved:
+        checkpoints.save({"model": model.state_dict(), "epoch": metrics["epoch"], "config": progress["config"]},
+                         folder / "best.pt")
+    checkpoints.save_json(metrics, folder / f"metrics_epoch_{metrics['epoch']}.json")
+    checkpoints.save(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+         "scheduler": scheduler.state_dict() if scheduler is not None else None,
+         "progress": progress, "rng": rng},
+        folder / f"checkpoint_epoch_{metrics['epoch']}.pt",
+    )
+    checkpoints.prune(folder, cfg["keep_last"], also_keep=progress["best_epoch"])
+    if writer is not None:
+        for key in ("training_loss", "validation_loss"):
+            writer.add_scalar(key, metrics[key], metrics["epoch"])
+        writer.flush()
