@@ -37,6 +37,7 @@ def start(device_name="auto"):
 
 def stop():
     if dist.is_initialized():
+        dist.barrier()  # neither rank tears the group down while the other still uses it
         dist.destroy_process_group()
 
 

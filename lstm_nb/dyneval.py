@@ -24,7 +24,7 @@ import torch
 from . import checkpoints, distributed
 from . import data as data_module
 from .config import make_config
-from .runs import read_config
+from .runs import cached, read_config
 from .train import evaluate, load_model, loss_metrics, window_loss
 
 RULES = ("rms", "sgd")
@@ -95,29 +95,24 @@ def evaluate_run(folder, split="test", lr=1e-4, decay=0.02, rule="rms", segment_
     folder = Path(folder)
     options = {"split": split, "lr": lr, "decay": decay, "rule": rule, "segment_length": segment_length,
                "eps": eps, "train_batches": train_batches}
-    path = folder / "dynamic_eval.json"
-    with checkpoints.locked(folder):
-        saved = checkpoints.load_json(path, advice="Delete it to evaluate again.") if path.exists() else []
-        for result in saved:
-            if result["options"] == options:
-                return result
-        loaded = {} if loaded is None else loaded
+    loaded = {} if loaded is None else loaded
+
+    def compute(saved):
         if "model" not in loaded:
             loaded["device"] = distributed.device(device)
             loaded["data"] = data_module.build(**make_config(read_config(folder)["config"])["data"])
             loaded["model"] = load_model(folder, device=loaded["device"])
             loaded["mean_square"] = {}
-        data, model, device = loaded["data"], loaded["model"], loaded["device"]
+        data, model, on = loaded["data"], loaded["model"], loaded["device"]
         if rule == "rms" and train_batches not in loaded["mean_square"]:
-            loaded["mean_square"][train_batches] = gradient_mean_square(model, data, device, train_batches)
+            loaded["mean_square"][train_batches] = gradient_mean_square(model, data, on, train_batches)
         known = [r["static_loss"] for r in saved if r["options"]["split"] == split]  # independent of the options
-        static = known[0] if known else evaluate(model, data, split, device)
-        dynamic = dynamic_evaluate(model, data, split, device, lr, decay, rule, segment_length, eps, train_batches,
+        static = known[0] if known else evaluate(model, data, split, on)
+        dynamic = dynamic_evaluate(model, data, split, on, lr, decay, rule, segment_length, eps, train_batches,
                                    mean_square=loaded["mean_square"].get(train_batches))
-        result = {"options": options, **loss_metrics("static", static, data.unit),
-                  **loss_metrics("dynamic", dynamic, data.unit)}
-        checkpoints.save_json(saved + [result], path)
-    return result
+        return {**loss_metrics("static", static, data.unit), **loss_metrics("dynamic", dynamic, data.unit)}
+
+    return cached(folder, "dynamic_eval.json", options, compute)
 
 
 def tune_and_test(folder, lr_grid, **options):

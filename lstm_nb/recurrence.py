@@ -22,7 +22,7 @@ Both have a plain-autograd twin (``engine="autograd"``) that the tests use as th
 import torch
 
 
-def _lstm_pointwise(z, c_prev):
+def lstm_pointwise(z, c_prev):
     """nn.LSTM's gate math on pre-activations z = [i, f, g, o] (B×4H)."""
     i, f, g, o = z.chunk(4, 1)
     c = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
@@ -139,7 +139,7 @@ def lstm_recurrence(xw, h0, c0, w_hh, engine="fused", h_mask=None):
     h, c, outs = h0, c0, []
     for xw_t in xw.unbind(0):
         h_in = h if h_mask is None else h * h_mask
-        h, c = _lstm_pointwise(xw_t + h_in @ w_hh.t(), c)
+        h, c = lstm_pointwise(xw_t + h_in @ w_hh.t(), c)
         outs.append(h)
     return torch.stack(outs), (h, c)
 

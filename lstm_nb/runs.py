@@ -188,3 +188,18 @@ def save_epoch(cfg, folder, model, optimizer, scheduler, progress, improved, rng
         for key in ("training_loss", "validation_loss"):
             writer.add_scalar(key, metrics[key], metrics["epoch"])
         writer.flush()
+
+
+def cached(folder, file_name, options, compute):
+    """The evaluation result stored under `options` in `<folder>/<file_name>` (a JSON list of results),
+    or `{"options": options, **compute(saved)}` computed, appended there and returned; `saved` is the
+    list already stored. The folder is locked while it is read and written."""
+    path = Path(folder) / file_name
+    with checkpoints.locked(folder):
+        saved = checkpoints.load_json(path, advice="Delete it to evaluate again.") if path.exists() else []
+        for result in saved:
+            if result["options"] == options:
+                return result
+        result = {"options": options, **compute(saved)}
+        checkpoints.save_json(saved + [result], path)
+    return result

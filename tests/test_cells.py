@@ -292,6 +292,47 @@ def test_gal_masks_per_example_fixed_over_time_and_masking_the_gradient():
     torch.testing.assert_close(out[-1], h)
 
 
+def test_untied_gal_has_its_own_masks_per_gate_fixed_over_time_and_equals_a_hand_computation():
+    """z_j = (x_t ⊙ m^x_j) W_ih,jᵀ + (h_{t-1} ⊙ m^h_j) W_hh,jᵀ + b_j, gate j ∈ {i, f, g, o}, masks per example."""
+    layer = build("gal_lstm", 6, 5, num_layers=2, input_dropout=0.5, recurrent_dropout=0.5, untied=True).double()
+    x = torch.randn(7, 3, 6, **DOUBLE)
+    torch.manual_seed(4)
+    out, (h_n, c_n) = layer(x)
+    torch.manual_seed(4)  # the same draws, in the layer's order: layer 0's x and h masks, then layer 1's
+    P = dict(layer.named_parameters())
+    seq = x
+    for k in range(2):
+        m_x = torch.empty(4, 3, seq.shape[-1], **DOUBLE).uniform_().lt(0.5).double() / 0.5
+        m_h = torch.empty(4, 3, 5, **DOUBLE).uniform_().lt(0.5).double() / 0.5
+        assert not any(torch.equal(m_h[a], m_h[b]) for a in range(4) for b in range(a))  # one mask per gate
+        W_ih, W_hh = P[f"weight_ih_l{k}"].view(4, 5, -1), P[f"weight_hh_l{k}"].view(4, 5, 5)
+        b = (P[f"bias_ih_l{k}"] + P[f"bias_hh_l{k}"]).view(4, 5)
+        h, c, hs = torch.zeros(3, 5, **DOUBLE), torch.zeros(3, 5, **DOUBLE), []
+        for t in range(7):  # every step reads the same masks
+            z = [(seq[t] * m_x[j]) @ W_ih[j].t() + (h * m_h[j]) @ W_hh[j].t() + b[j] for j in range(4)]
+            i, f, g, o = torch.sigmoid(z[0]), torch.sigmoid(z[1]), torch.tanh(z[2]), torch.sigmoid(z[3])
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            hs.append(h)
+        seq = torch.stack(hs)
+        torch.testing.assert_close(h_n[k], h, rtol=0, atol=1e-12)
+        torch.testing.assert_close(c_n[k], c, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out, seq, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda v: build_untied_double(layer)(v)[0], x[:3, :2].clone().requires_grad_())
+    layer.eval()  # off in eval: the deterministic LSTM, like the tied variant
+    tied = build("gal_lstm", 6, 5, num_layers=2).double().eval()
+    tied.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer(x)[0], tied(x)[0], rtol=0, atol=0)
+
+
+def build_untied_double(layer):
+    """The layer with its masks redrawn from one fixed seed at each call (gradcheck calls it many times)."""
+    def run(v):
+        torch.manual_seed(9)
+        return layer(v)
+    return run
+
+
 @pytest.mark.parametrize("name", ["gal_lstm", "moon_lstm", "semeniuta_lstm", "weight_drop_lstm", "zoneout_lstm",
                                   "layernorm_gal_lstm", "layernorm_moon_lstm", "layernorm_semeniuta_lstm"])
 def test_dropout_is_random_in_training_and_off_in_eval(name):

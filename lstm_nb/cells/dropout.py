@@ -3,7 +3,8 @@ drawn per example, and multiply inside autograd, so gradients are masked where v
 mode every cell is the deterministic LSTM (zoneout: its expectation).
 
 - Gal & Ghahramani 2016 (`GalLSTM`): one mask on x_t and one on h_{t-1} where it feeds the gates,
-  per example, fixed across the sequence (the "tied" variant: one mask for all four gates).
+  per example, fixed across the sequence (the "tied" variant: one mask for all four gates); with
+  `untied=True`, each gate has its own pair of masks (Gal's "untied" variant).
 - Moon et al. 2015, RNNDrop (`MoonLSTM`): c_t = m ⊙ (f ⊙ c_{t-1} + i ⊙ g), m per sequence.
 - Semeniuta et al. 2016 (`SemeniutaLSTM`): c_t = f ⊙ c_{t-1} + i ⊙ (m_t ⊙ g), m_t fresh each step.
 - Zoneout, Krueger et al. 2017 (`ZoneoutLSTM`): c_t = d^c ⊙ c_{t-1} + (1 − d^c) ⊙ c̃_t and likewise h,
@@ -18,7 +19,7 @@ A mask is drawn once per forward call: in a language model, once per BPTT window
 import torch
 import torch.nn.functional as F
 
-from ..recurrence import lstm_recurrence, recurrence
+from ..recurrence import lstm_pointwise, lstm_recurrence, recurrence
 from .base import PointwiseLayers, lstm_gates
 from .lstm import LSTM
 
@@ -75,17 +76,53 @@ def gal_masks(layers, k, x, input_dropout, recurrent_dropout):
 
 
 class GalLSTM(LSTM):
-    """Variational LSTM (Gal & Ghahramani 2016): masks on x_t and on h_{t-1} feeding the gates."""
+    """Variational LSTM (Gal & Ghahramani 2016): masks on x_t and on h_{t-1} feeding the gates, per
+    example, fixed over the sequence.
 
-    def __init__(self, *args, input_dropout=0.25, recurrent_dropout=0.25, **kwargs):
+    Tied (the default): one mask m^x for x and one m^h for h, shared by the four gates. Untied
+    (`untied=True`, the variant of Gal's best PTB rows): gate j ∈ {i, f, g, o} has its own pair,
+
+        z_j = (x_t ⊙ m^x_j) W_ih,jᵀ + (h_{t-1} ⊙ m^h_j) W_hh,jᵀ + b_ih,j + b_hh,j
+
+    Per-gate masks on h_{t-1} break the one product h W_hhᵀ per step that the fused engine is built
+    on, so the untied variant runs on autograd: one batched product over the four gates per step.
+    """
+
+    def __init__(self, *args, input_dropout=0.25, recurrent_dropout=0.25, untied=False, **kwargs):
         _check_p(input_dropout=input_dropout, recurrent_dropout=recurrent_dropout)
-        self.input_dropout, self.recurrent_dropout = input_dropout, recurrent_dropout
+        self.input_dropout, self.recurrent_dropout, self.untied = input_dropout, recurrent_dropout, untied
         super().__init__(*args, **kwargs)
 
     def layer_forward(self, k, x, h0, c0):
+        if self.untied and self.training and (self.input_dropout or self.recurrent_dropout):
+            return self._untied_forward(k, x, h0, c0)
         x, h_mask = gal_masks(self, k, x, self.input_dropout, self.recurrent_dropout)
         return lstm_recurrence(self.input_projection(k, x), h0, c0, self.layer_param("weight_hh", k),
                                self.engine, h_mask=h_mask)
+
+    def _untied_forward(self, k, x, h0, c0):
+        T, B, I = x.shape
+        H = self.hidden_size
+        # (4, B, width): gate j's mask for each example, the same at every step
+        x_gates = x.unsqueeze(1).expand(T, 4, B, I)
+        if self.input_dropout:
+            x_gates = x_gates * dropout_mask((4, B, I), self.input_dropout, x)
+        m_h = dropout_mask((4, B, H), self.recurrent_dropout, x) if self.recurrent_dropout else None
+        # (x_t ⊙ m^x_j) W_ih,jᵀ for every step and gate: one batched product over the gates
+        xw = torch.einsum("tgbi,ghi->tbgh", x_gates, self.layer_param("weight_ih", k).view(4, H, I))
+        xw = xw.reshape(T, B, 4 * H)
+        if self.bias:
+            xw = xw + self.layer_param("bias_ih", k) + self.layer_param("bias_hh", k)
+        w_hh = self.layer_param("weight_hh", k)
+        if m_h is None:
+            return lstm_recurrence(xw, h0, c0, w_hh, self.engine)
+        w_hh = w_hh.view(4, H, H)
+        h, c, outs = h0, c0, []
+        for xw_t in xw.unbind(0):
+            hw = torch.bmm(h.unsqueeze(0) * m_h, w_hh.transpose(1, 2))  # (4, B, H): (h ⊙ m^h_j) W_hh,jᵀ
+            h, c = lstm_pointwise(xw_t + hw.transpose(0, 1).reshape(B, 4 * H), c)
+            outs.append(h)
+        return torch.stack(outs), (h, c)
 
 
 class WeightDropLSTM(LSTM):
