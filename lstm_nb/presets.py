@@ -1,9 +1,10 @@
 """Presets of every notebook: `smoke` (seconds, for tests), `cpu` (a laptop CPU), `paper` (a GPU).
 
-A notebook's parameters cell names a preset; `get(notebook, preset)` returns its sections, each a
-training config for `lstm_nb.train` (the Brown section minus the model's name and cell, which the
-notebook varies; the word-level sections one full config per model).
-Presets live here, not in the notebooks, so tests can check them and the runner can reject a wrong name.
+A notebook's parameters cell names a preset; `get(notebook, preset)` returns its raw sections, and
+`training_configs(notebook, preset, ...)` every full training config the notebook trains, named by
+experiment and model. The notebook and `python -m lstm_nb.train` both call the latter, so the command
+line trains exactly the runs the notebook then finds in run/. Presets live here, not in the notebooks,
+so tests can check them and the runner can reject a wrong name.
 """
 
 import copy
