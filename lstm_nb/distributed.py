@@ -91,8 +91,8 @@ def sum_over_ranks(*values):
 
 
 def shard(total):
-    """This rank's slice of `total` parallel streams or instances (columns), or None when `total` does
-    not divide over the ranks."""
+    """This rank's slice of `total` parallel streams (columns of a batchified corpus), or None when
+    `total` does not divide over the ranks."""
     n = world_size()
     if total % n:
         return None

@@ -84,9 +84,8 @@ def default_preset(notebook):
     return parse_value(declared["default"]) if declared else "default"
 
 
-def execute(notebook, parameters, out_dir, command):
-    """Run one notebook; return (ok, seconds, output path, error text)."""
-    output = out_dir / f"{notebook.stem}-{parameters.get('preset') or default_preset(notebook)}.ipynb"
+def execute(notebook, parameters, output, command):
+    """Run one notebook into the executed copy `output`; return (ok, seconds, error text)."""
     # Prefer this environment's kernelspec over a user-wide `python3` pointing at another Python.
     os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
     # Read by the kernel: config.json records this command; progress bars, which would be saved as
@@ -102,10 +101,10 @@ def execute(notebook, parameters, out_dir, command):
             config=Config({"KernelManager": {"transport": "ipc"}}),
         )
     except papermill.PapermillExecutionError as e:
-        return False, time.time() - start, output, f"cell {e.exec_count}: {e.ename}: {e.evalue}"
+        return False, time.time() - start, f"cell {e.exec_count}: {e.ename}: {e.evalue}"
     except Exception as e:  # noqa: BLE001 — any failure (kernel did not start, bad notebook) is reported, not raised
-        return False, time.time() - start, output, f"{type(e).__name__}: {e}"
-    return True, time.time() - start, output, ""
+        return False, time.time() - start, f"{type(e).__name__}: {e}"
+    return True, time.time() - start, ""
 
 
 def main(argv=None):
@@ -130,7 +129,8 @@ def main(argv=None):
         preset = parameters.get("preset") or default_preset(notebook)
         command = shlex.join(["python", "-m", "lstm_nb.run", str(notebook), "--preset", preset,
                               *(word for pair in args.parameter for word in ("-p", *pair))])
-        ok, seconds, output, error = execute(notebook.resolve(), parameters, out_dir, command)
+        output = out_dir / f"{notebook.stem}-{preset}.ipynb"
+        ok, seconds, error = execute(notebook.resolve(), parameters, output, command)
         status = "ok    " if ok else "FAILED"
         print(f"{status} {notebook}  preset={preset}  {seconds:.1f}s  -> {output}", flush=True)
         if not ok:

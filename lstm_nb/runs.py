@@ -149,7 +149,7 @@ def resume_state(cfg, folder, data, n_params, device):
     if found:
         ckpt = load_latest_checkpoint(found, "cpu")
         refuse_other_config(found[-1], ckpt["progress"].setdefault("config", as_json(cfg)), cfg, folder)
-        for key, default in (("history", []), ("world_size", 1)):  # checkpoints written before 0.2 lack them
+        for key, default in (("history", []), ("world_size", 1)):  # checkpoints of bb8e33d and before lack them
             ckpt["progress"].setdefault(key, default)
         trained_by = ckpt["progress"]["world_size"]
         if trained_by != distributed.world_size():
