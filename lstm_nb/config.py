@@ -16,7 +16,7 @@ DEFAULTS = {
     "experiment": "default",
     "model_name": "lstm",
     "data": {"corpus": "ptb", "batch_size": 20, "bptt": 35, "eval_batch_size": 10, "instance_length": 500,
-             "fraction": 1.0, "seed": 0},
+             "fraction": 1.0, "train_fraction": 1.0, "seed": 0},
     # passed to lstm_nb.models.build: "architecture" ("rnn" or "transformer") and that model's options
     "model": {"architecture": "rnn", "embedding_size": 200, "hidden_size": 200},
     "epochs": 10,
@@ -99,7 +99,8 @@ def _problems(cfg):
     need(data["corpus"] in CORPORA, "data.corpus", f"one of {', '.join(CORPORA)}")
     for key in ("batch_size", "bptt", "eval_batch_size", "instance_length"):
         need(_is_int(data[key]) and data[key] >= 1, f"data.{key}", "a positive integer")
-    need(_is_number(data["fraction"]) and 0 < data["fraction"] <= 1, "data.fraction", "a number in (0, 1]")
+    for key in ("fraction", "train_fraction"):
+        need(_is_number(data[key]) and 0 < data[key] <= 1, f"data.{key}", "a number in (0, 1]")
     need(_is_int(data["seed"]), "data.seed", "an integer")
     need(isinstance(model, dict), "model", "a dict of model options")
     if isinstance(model, dict):

@@ -385,24 +385,35 @@ def _head(tensor, fraction):
     return tensor[: max(2, int(len(tensor) * fraction))]
 
 
-def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, fraction=1.0, seed=0):
-    """The batches object for `corpus`; `fraction` < 1 keeps the head of every split (for smoke runs)."""
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, fraction=1.0, train_fraction=1.0,
+          seed=0):
+    """The batches object for `corpus`. `fraction` < 1 keeps the head of every split (for smoke runs);
+    `train_fraction` < 1 then keeps the head of the training split alone, so that a short run sees a
+    model overfit (the regime where regularisation shows) while validation and test stay whole."""
+    for name, value in (("fraction", fraction), ("train_fraction", train_fraction)):
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"{name} must be in (0, 1], got {value}")
+
+    def heads(splits):
+        splits = {s: _head(t, fraction) for s, t in splits.items()}
+        return {**splits, "train": _head(splits["train"], train_fraction)}
+
     if corpus == "brown":
         vocab, splits = load_brown_instances(instance_length, seed=seed)
-        splits = {s: _head(t, fraction) for s, t in splits.items()}
+        splits = heads(splits)
         return InstanceBatches(splits, vocab, batch_size, seed=seed, unit="char")
     if corpus not in SPLIT_FILES:
         raise ValueError(f"unknown corpus {corpus!r}; known: brown, {', '.join(SPLIT_FILES)}")
     vocab, splits = load_token_corpus(corpus)
-    splits = {s: _head(t, fraction) for s, t in splits.items()}
+    splits = heads(splits)
     unit = "char" if corpus.endswith("-char") else "word"
     batches = StreamBatches(splits, vocab, batch_size, bptt, eval_batch_size, unit=unit)
     for split, stream in batches.streams.items():
         if stream.shape[0] < 2:  # not one (input, target) pair per stream
+            setting = f"data.fraction {fraction}" + (f" with train_fraction {train_fraction}" if split == "train"
+                                                     and train_fraction < 1 else "")
             raise ValueError(
-                f"data.fraction {fraction} leaves {len(splits[split])} tokens of {corpus}'s {split} split, fewer "
-                f"than 2 per stream for its {stream.shape[1]} streams; raise data.fraction or lower the batch sizes"
+                f"{setting} leaves {len(splits[split])} tokens of {corpus}'s {split} split, fewer "
+                f"than 2 per stream for its {stream.shape[1]} streams; raise the fraction or lower the batch sizes"
             )
     return batches

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoints
+from . import checkpoints, distributed
 from . import data as data_module
 from .cells.dropout import ZoneoutLSTM
 from .config import make_config
@@ -87,20 +87,21 @@ def mc_evaluate(model, data, split, device, samples=50, multiplier=1.0, seed=0):
     return -(total - math.log(samples)).mean().item()
 
 
-def evaluate_run(folder, split="test", samples=50, multiplier=1.0, seed=0, device="cpu"):
+def evaluate_run(folder, split="test", samples=50, multiplier=1.0, seed=0, device="auto"):
     """MC-dropout evaluation of a finished run's best model on `split`, kept in `<folder>/mc_dropout.json`
     with its options and read back from there when asked again."""
     options = {"split": split, "samples": samples, "multiplier": multiplier, "seed": seed}
 
     def compute(_saved):
         data = data_module.build(**make_config(read_config(folder)["config"])["data"])
-        model = load_model(folder, device=device)
-        return loss_metrics("mc", mc_evaluate(model, data, split, device, samples, multiplier, seed), data.unit)
+        on = distributed.device(device)
+        model = load_model(folder, device=on)
+        return loss_metrics("mc", mc_evaluate(model, data, split, on, samples, multiplier, seed), data.unit)
 
     return cached(folder, "mc_dropout.json", options, compute)
 
 
-def tune_and_test(folder, multipliers, samples=50, seed=0, device="cpu"):
+def tune_and_test(folder, multipliers, samples=50, seed=0, device="auto"):
     """lamb's protocol: the multiplier with the lowest MC loss on validation, then the test split once
     with it. Returns {"multiplier", "valid", "test"}, also saved as `<folder>/mc_dropout_chosen.json`."""
     valid = {m: evaluate_run(folder, "valid", samples, m, seed, device) for m in multipliers}

@@ -4,6 +4,7 @@ import itertools
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
@@ -49,6 +50,46 @@ def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None,
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
+    return _finish(fig, title, name)
+
+
+def plot_masks(masks, title=None, name=None):
+    """One panel per method: which (example, time step) entries of each hidden unit a mask keeps
+    (light) or drops (dark), the units side by side; masks are (units, batch, steps). Saved as
+    figures/<name>.png when `name` is given."""
+    fig, axes = plt.subplots(1, len(masks), figsize=(2.9 * len(masks), 3.4), sharey=True, squeeze=False)
+    for ax, (method, mask) in zip(axes[0], masks.items()):
+        mask = np.asarray(mask)
+        units, _, steps = mask.shape
+        ax.imshow(np.concatenate(list(mask), axis=1), cmap="gray", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        for k in range(1, units):  # unit boundaries
+            ax.axvline(k * steps - 0.5, color="tab:red", linewidth=1.5)
+        ax.set_xticks([k * steps + (steps - 1) / 2 for k in range(units)], [f"unit {k + 1}" for k in range(units)],
+                      fontsize=8)
+        ax.set_title(method, fontsize=10)
+        ax.set_xlabel(f"time steps 1–{steps} of each unit")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0][0].set_ylabel("example in the batch")
+    return _finish(fig, title, name)
+
+
+def plot_speedup(frame, title=None, name=None):
+    """Speed-up over nn.LSTM (× , above 1 = faster) against hidden size, one line per cell: `frame` has
+    a row per cell and a column per size. Saved as figures/<name>.png when `name` is given."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for (cell, row), style in zip(frame.iterrows(), itertools.cycle(STYLES)):
+        ax.plot(row.index, row.values, markersize=5, label=cell, **style)
+    ax.axhline(1.0, color="gray", linewidth=1)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(frame.columns), [str(size) for size in frame.columns])
+    ax.set_xlabel("hidden size (units)")
+    ax.set_ylabel("speed-up over nn.LSTM (×)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _finish(fig, title, name)
+
+
+def _finish(fig, title, name):
     if title:
         fig.suptitle(title)
     fig.tight_layout()

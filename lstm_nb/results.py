@@ -14,7 +14,8 @@ def summaries(pattern="*", run_root=None):
 
     An experiment named `<notebook>-<dataset>-<preset>` gives the `preset` column. Word-level rows get
     perplexities, character-level rows bits per character; `dynamic_*` columns come from
-    `dynamic_eval_chosen.json` when dynamic evaluation was run.
+    `dynamic_eval_chosen.json` when dynamic evaluation was run, `mc_*` columns from
+    `mc_dropout_chosen.json` when MC-dropout evaluation was.
     """
     rows = []
     for path in sorted(Path(run_root or paths.run_dir()).glob(f"{pattern}/*/metrics.json")):
@@ -36,5 +37,10 @@ def summaries(pattern="*", run_root=None):
             dyn = json.loads(chosen.read_text())
             row.update(dynamic_validation=dyn["valid"][f"dynamic_{unit}"], dynamic_test=dyn["test"][f"dynamic_{unit}"],
                        dynamic_lr=dyn["lr"])
+        chosen = path.parent / "mc_dropout_chosen.json"
+        if chosen.exists():
+            mc = json.loads(chosen.read_text())
+            row.update(mc_validation=mc["valid"][f"mc_{unit}"], mc_test=mc["test"][f"mc_{unit}"],
+                       mc_multiplier=mc["multiplier"])
         rows.append(row)
     return pd.DataFrame(rows)

@@ -226,7 +226,9 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
             if not math.isfinite(valid_loss):
                 raise NonFiniteLossError(f"the validation loss became {valid_loss} at epoch {epoch}")
         except NonFiniteLossError as e:
-            raise NonFiniteLossError(_diverged_advice(e, name, folder, progress["epoch"])) from None
+            error = NonFiniteLossError(_diverged_advice(e, name, folder, progress["epoch"]))
+            error.reason = str(e)  # "the training loss became nan at epoch E, batch B"
+            raise error from None
         if scheduler is not None:
             is_plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
             scheduler.step(valid_loss) if is_plateau else scheduler.step()
@@ -288,12 +290,22 @@ def _diverged_advice(error, name, folder, last_good_epoch):
     )
 
 
-def train_each(configs, run_root=None):
+def train_each(configs, run_root=None, keep_going=False):
     """Train every config of {model_name: config} (one section of `presets.training_configs`); return
-    the summaries as a DataFrame indexed by model name."""
+    the summaries as a DataFrame indexed by model name. With `keep_going`, a run whose loss becomes
+    NaN or infinite does not stop the others: its row says where in `diverged` and has no metrics
+    (its checkpoints up to the last good epoch stay; training it again diverges at the same batch)."""
     import pandas as pd
 
-    return pd.DataFrame([train(cfg, run_root) for cfg in configs.values()]).set_index("model_name")
+    rows = []
+    for cfg in configs.values():
+        try:
+            rows.append(train(cfg, run_root))
+        except NonFiniteLossError as e:
+            if not keep_going:
+                raise
+            rows.append({"model_name": cfg["model_name"], "diverged": e.reason})
+    return pd.DataFrame(rows).set_index("model_name")
 
 
 def load_model(folder, which="best.pt", device="cpu"):

@@ -292,6 +292,16 @@ def test_gal_masks_per_example_fixed_over_time_and_masking_the_gradient():
     torch.testing.assert_close(out[-1], h)
 
 
+def test_layernorm_gal_input_rate_is_its_own_and_defaults_to_the_recurrent_rate():
+    x = torch.randn(7, 4, 6, **DOUBLE)
+    for input_dropout, recurrent_dropout, x_masked in ((0.5, 0.0, True), (0.0, 0.5, False), (None, 0.5, True)):
+        layer = build("layernorm_gal_lstm", 6, 5, input_dropout=input_dropout, recurrent_dropout=recurrent_dropout)
+        _, grad = _grad_of_input(layer, x)
+        assert bool((grad == 0).any()) == x_masked  # a dropped input unit gets no gradient
+    with pytest.raises(ValueError, match="input_dropout is Gal's mask"):
+        build("layernorm_moon_lstm", input_dropout=0.5)
+
+
 def test_untied_gal_has_its_own_masks_per_gate_fixed_over_time_and_equals_a_hand_computation():
     """z_j = (x_t ⊙ m^x_j) W_ih,jᵀ + (h_{t-1} ⊙ m^h_j) W_hh,jᵀ + b_j, gate j ∈ {i, f, g, o}, masks per example."""
     layer = build("gal_lstm", 6, 5, num_layers=2, input_dropout=0.5, recurrent_dropout=0.5, untied=True).double()

@@ -162,3 +162,14 @@ def test_instance_batches_shuffle_by_epoch_deterministically():
     assert all(torch.equal(a, b) for a, b in zip(first, (x for x, _ in batches.batches("train", epoch=1))))
     second = torch.cat([x for x, _ in batches.batches("train", epoch=2)], 1)
     assert not torch.equal(torch.cat(first, 1), second)
+
+
+def test_train_fraction_shortens_the_training_split_alone():
+    whole = data.build("ptb", batch_size=4, bptt=10, eval_batch_size=2)
+    part = data.build("ptb", batch_size=4, bptt=10, eval_batch_size=2, train_fraction=0.1)
+    assert part.streams["train"].numel() == pytest.approx(whole.streams["train"].numel() * 0.1, abs=8)
+    for split in ("valid", "test"):
+        assert torch.equal(part.streams[split], whole.streams[split])
+    assert torch.equal(part.streams["train"][:5, 0], whole.streams["train"][:5, 0])  # the head of the text
+    with pytest.raises(ValueError, match="data.fraction 1.0 with train_fraction 1e-06 leaves 2 tokens"):
+        data.build("ptb", batch_size=4, bptt=10, train_fraction=1e-6)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lstm_nb import mc_dropout, models, train
+from lstm_nb import mc_dropout, models, results, train
 from lstm_nb.data import StreamBatches, Vocabulary
 
 V = 30
@@ -86,3 +86,6 @@ def test_results_are_cached_in_the_run_folder_and_tuned_on_validation(home):
               if r["options"]["split"] == "valid"}
     assert chosen["multiplier"] == min(losses, key=losses.get)
     assert chosen["test"]["options"] == {"split": "test", "samples": 2, "multiplier": chosen["multiplier"], "seed": 0}
+    table = results.summaries("mc", run_root=home / "run").set_index("model")
+    assert table.loc["gal", "mc_test"] == pytest.approx(chosen["test"]["mc_perplexity"])
+    assert table.loc["gal", "mc_multiplier"] == chosen["multiplier"]

@@ -3,6 +3,7 @@
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -75,7 +76,7 @@ def test_runs_on_smoke_preset_and_resumes(notebook, home, data_root):
     assert not any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
     printed = list(outputs(nb))
     assert not [text for text in printed if "0%|" in text], "progress bars frozen at 0 % in the executed copy"
-    assert any(f"-smoke/{model} epoch 1/" in text for text in printed for model in ("lstm", "mogrifier"))
+    assert any(re.search(r"-smoke/\S+ epoch 1/", text) for text in printed)
     configs = list((home / "run").glob("*/*/config.json"))
     assert configs and all(json.loads(p.read_text())["command"] ==
                            f"python -m lstm_nb.run {notebook} --preset smoke" for p in configs)

@@ -87,3 +87,55 @@ def test_training_configs_take_every_notebook_parameter_and_name_every_run():
                 for name, cfg in configs.items():
                     assert (cfg["experiment"], cfg["model_name"]) == (experiment, name)
                     make_config(cfg)  # every one is a valid configuration
+
+
+def test_dropout_paper_preset_is_zaremba_medium_with_each_methods_published_rates():
+    from lstm_nb.presets.dropout_layernorm import RATES
+
+    rows = presets.training_configs("dropout_layernorm", "paper")["dropout_layernorm-ptb-paper"]
+    for stored in rows.values():
+        cfg = make_config(stored)
+        assert (cfg["data"]["corpus"], cfg["data"]["batch_size"], cfg["data"]["bptt"]) == ("ptb", 20, 35)
+        assert cfg["data"]["fraction"] == cfg["data"]["train_fraction"] == 1.0
+        model = cfg["model"]
+        assert (model["num_layers"], model["hidden_size"], model["embedding_size"]) == (2, 650, 650)
+        # Zaremba's lr 1 and clip 5 on a loss summed over the 35 steps = lr 35, clip 5/35 on our mean loss
+        assert cfg["optimizer"] == {"name": "SGD", "lr": 35.0} and cfg["clip"] == pytest.approx(5 / 35)
+        assert cfg["epochs"] == 39
+    assert rows["zaremba"]["model"]["dropout"] == rows["zaremba"]["model"]["inter_layer_dropout"] == 0.5
+    assert rows["zoneout"]["model"]["cell_options"] == {"zoneout_cell": 0.5, "zoneout_hidden": 0.05}
+    assert rows["weight_drop"]["model"]["cell_options"] == {"weight_drop": 0.5}
+    gal = rows["gal_untied"]["model"]
+    assert (gal["embedding_dropout"], gal["dropout"], gal["locked_dropout"]) == (0.3, 0.5, True)
+    assert gal["cell_options"] == {"input_dropout": 0.5, "recurrent_dropout": 0.3, "untied": True}
+    assert RATES["moon"] == RATES["semeniuta"] == 0.25  # ours, labelled as such in the preset
+
+
+def test_zaremba_schedule_is_constant_then_times_0_8_after_every_epoch_from_the_seventh():
+    import torch
+
+    cfg = presets.get("dropout_layernorm", "paper")["ptb"]
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg["optimizer"]["lr"])
+    spec = {k: v for k, v in cfg["scheduler"].items() if k != "name"}
+    scheduler = getattr(torch.optim.lr_scheduler, cfg["scheduler"]["name"])(optimizer, **spec)
+    lrs = []
+    for _ in range(cfg["epochs"]):  # the loop steps the scheduler once after each epoch
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    expected = [35.0 * 0.8 ** max(epoch - 6, 0) for epoch in range(1, 40)]  # TensorFlow's ptb_word_lm.py, medium
+    assert lrs == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "paper"])
+def test_dropout_rows_differ_in_regularisation_alone(preset):
+    rows = presets.training_configs("dropout_layernorm", preset)[f"dropout_layernorm-ptb-{preset}"]
+    regularisation = {"cell", "cell_options", "dropout", "input_dropout", "inter_layer_dropout", "embedding_dropout",
+                      "locked_dropout"}
+    shared = {name: {**{k: v for k, v in cfg.items() if k not in ("model", "model_name")},
+                     "model": {k: v for k, v in cfg["model"].items() if k not in regularisation}}
+              for name, cfg in rows.items()}
+    assert all(s == shared["no_dropout"] for s in shared.values())
+    counts = {name: models.count_parameters(models.build(10_000, **cfg["model"])) for name, cfg in rows.items()}
+    assert len({n for name, n in counts.items() if not name.startswith("layernorm")}) == 1
+    assert len({n for name, n in counts.items() if name.startswith("layernorm")}) == 1  # + the LN gains and biases

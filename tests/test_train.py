@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -120,6 +121,25 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(ho
     assert not (folder / "metrics_epoch_2.json").exists()
     good = checkpoints.load(folder / "checkpoint_epoch_1.pt")
     assert all(torch.isfinite(t).all() for t in good["model"].values())
+
+
+def test_train_each_keeps_going_past_a_diverged_run_when_asked(home, monkeypatch):
+    real_epoch = train.train_epoch
+
+    def poisoned(model, data, optimizer, cfg, epoch, device, desc=None):
+        if cfg["model_name"] == "diverges" and epoch == 2:
+            with torch.no_grad():
+                model.decoder.bias.fill_(float("nan"))
+        return real_epoch(model, data, optimizer, cfg, epoch, device, desc)
+
+    monkeypatch.setattr(train, "train_epoch", poisoned)
+    configs = {name: {**tiny_ptb(epochs=2), "model_name": name} for name in ("diverges", "fine")}
+    with pytest.raises(train.NonFiniteLossError):
+        train.train_each(configs)
+    table = train.train_each(configs, keep_going=True)
+    assert table.loc["diverges", "diverged"] == "the training loss became nan at epoch 2, batch 0"
+    assert math.isnan(table.loc["diverges", "best_validation_loss"])
+    assert table.loc["fine", "epochs_trained"] == 2 and pd.isna(table.loc["fine", "diverged"])
 
 
 def test_truncated_checkpoint_gives_a_clear_error(home):

@@ -75,6 +75,23 @@ def gal_masks(layers, k, x, input_dropout, recurrent_dropout):
     return x, h_mask
 
 
+def unit_masks(steps, batch, units, p, zoneout=0.5, seed=0):
+    """For pictures: each method's mask on `units` hidden units, as (units, batch, steps) of 1 (kept)
+    and 0 (dropped), drawn by the functions the cells call. Zoneout's entry is 0 where the unit is
+    frozen at its previous value (d = 1), 1 where it updates."""
+    torch.manual_seed(seed)
+    x = torch.zeros(steps, batch, units)
+    gal_h = gal_masks(LSTM(units, units), 0, x, 0.0, p)[1]  # (B, H): the mask on h_{t-1} at every step
+    kept = {
+        "Gal (h and x)": gal_h.expand(steps, batch, units),
+        "Moon (c)": sequence_mask(x, units, p),
+        "Semeniuta (g)": step_masks(x, units, p),
+        "zoneout (c)": 1 - bernoulli((steps, batch, units), zoneout, x),
+        "lstms.pth (Gal, Moon)": dropout_mask((1, units), p, x).expand(steps, batch, units),  # one (1, H) mask
+    }
+    return {name: (mask.permute(2, 1, 0) > 0).int() for name, mask in kept.items()}
+
+
 class GalLSTM(LSTM):
     """Variational LSTM (Gal & Ghahramani 2016): masks on x_t and on h_{t-1} feeding the gates, per
     example, fixed over the sequence.
@@ -171,7 +188,11 @@ class OneMaskLSTM(MaskedLSTM):
 
 
 class MoonLSTM(OneMaskLSTM):
-    """RNNDrop (Moon et al. 2015): one mask per sequence on the memory cell, carried forward."""
+    """RNNDrop (Moon et al. 2015): one mask per sequence on the memory cell, carried forward.
+
+    The mask multiplies the carried cell at every step, so a kept unit is scaled by 1/(1 − p) each
+    step: where σ(f) > 1 − p its memory grows geometrically, within a sequence and across BPTT windows
+    when the state is carried. Training can diverge (the regularisation notebook's PTB rows show it)."""
 
     draw = staticmethod(sequence_mask)
 

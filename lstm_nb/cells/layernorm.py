@@ -8,7 +8,8 @@ Each projection is normalised on its own over its whole 4H vector (all gates joi
 only on the path to h: the *raw* c_t is carried to the next step (Ba et al.'s `lnlstm_layer`).
 Gains start at 1, biases at 0. `carry_normalized_cell=True` carries LN(c_t) instead — the variant of
 PyTorch's custom_lstms.py and lstms.pth, labelled here because it is a different model.
-`dropout_method` adds Gal, Moon or Semeniuta dropout (see `dropout.py`) with rate `recurrent_dropout`.
+`dropout_method` adds Gal, Moon or Semeniuta dropout (see `dropout.py`) with rate `recurrent_dropout`;
+Gal's mask on x_t has rate `input_dropout` (by default the same rate).
 """
 
 import torch
@@ -38,12 +39,15 @@ def _statistics(stats):
 
 
 class LayerNormLSTM(PointwiseLayers):
-    def __init__(self, *args, dropout_method=None, recurrent_dropout=0.25, carry_normalized_cell=False,
-                 eps=1e-5, **kwargs):
+    def __init__(self, *args, dropout_method=None, recurrent_dropout=0.25, input_dropout=None,
+                 carry_normalized_cell=False, eps=1e-5, **kwargs):
         if dropout_method not in METHODS:
             raise ValueError(f"dropout_method must be one of {METHODS}, got {dropout_method!r}")
-        _check_p(recurrent_dropout=recurrent_dropout)
-        self.dropout_method, self.recurrent_dropout = dropout_method, recurrent_dropout
+        if input_dropout is not None and dropout_method != "gal":
+            raise ValueError("input_dropout is Gal's mask on x_t: it needs dropout_method='gal'")
+        input_dropout = recurrent_dropout if input_dropout is None else input_dropout
+        _check_p(recurrent_dropout=recurrent_dropout, input_dropout=input_dropout)
+        self.dropout_method, self.recurrent_dropout, self.input_dropout = dropout_method, recurrent_dropout, input_dropout
         self.carry_normalized_cell, self.eps = carry_normalized_cell, eps
         super().__init__(*args, **kwargs)
 
@@ -142,7 +146,7 @@ class LayerNormLSTM(PointwiseLayers):
     def layer_forward(self, k, x, h0, c0):
         h_mask, masks, p = None, [], self.recurrent_dropout
         if self.dropout_method == "gal":
-            x, h_mask = gal_masks(self, k, x, p, p)
+            x, h_mask = gal_masks(self, k, x, self.input_dropout, p)
         elif self.training and p and self.dropout_method in ("moon", "semeniuta"):
             masks = [(sequence_mask if self.dropout_method == "moon" else step_masks)(x, self.hidden_size, p)]
         return recurrence(self.step, self.input_projection(k, x), h0, c0, self.layer_param("weight_hh", k),

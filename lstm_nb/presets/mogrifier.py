@@ -1,15 +1,7 @@
-"""Presets of every notebook: `smoke` (seconds, for tests), `cpu` (a laptop CPU), `paper` (a GPU).
+"""The Mogrifier notebook's presets: Brown characters (the original public notebook) and word-level
+PTB / WikiText-2 (the official deepmind/lamb configurations), scaled down for `smoke` and `cpu`."""
 
-A notebook's parameters cell names a preset; `get(notebook, preset)` returns its raw sections, and
-`training_configs(notebook, preset, ...)` every full training config the notebook trains, named by
-experiment and model. The notebook and `python -m lstm_nb.train` both call the latter, so the command
-line trains exactly the runs the notebook then finds in run/. Presets live here, not in the notebooks,
-so tests can check them and the runner can reject a wrong name.
-"""
-
-import copy
-
-from .config import override
+from ..config import override
 
 # The original Mogrifier notebook (RMichaelSwan/MogrifierLSTM): Brown characters, 500-character
 # instances, embedding 50, hidden 125, batch 32, Adam at its default rate, no gradient clipping,
@@ -83,25 +75,23 @@ _DYNEVAL = {"rule": "rms", "lr_grid": [1e-5, 1e-4, 1e-3], "decay": 0.02, "segmen
             "train_batches": 100}
 
 PRESETS = {
-    "mogrifier": {
-        "smoke": {
-            "brown": override(_BROWN_PAPER, {"data": {"fraction": 0.005}, "epochs": 2, "patience": None}),
-            **_scaled_word({"data": {"batch_size": 8, "bptt": 20, "eval_batch_size": 4, "fraction": 0.002},
-                            "model": {"parameter_budget": 300_000}, "epochs": 1}, rank=4),
-            "dynamic_evaluation": {**_DYNEVAL, "train_batches": 5},
-        },
-        "cpu": {
-            "brown": override(_BROWN_PAPER, {"data": {"fraction": 0.1}, "epochs": 4, "patience": None}),
-            **_scaled_word({"data": {"batch_size": 32, "bptt": 35, "eval_batch_size": 10, "fraction": 1.0},
-                            "model": {"parameter_budget": 2_000_000}, "epochs": 2}, rank=12, dropout_scale=0.25),
-            "dynamic_evaluation": {**_DYNEVAL, "lr_grid": [1e-4, 1e-3, 1e-2], "segment_length": 35,
-                                   "train_batches": 20},
-        },
-        "paper": {
-            "brown": _BROWN_PAPER,
-            **_word_section(_PTB_MOGRIFIER_PAPER, _PTB_LSTM_PAPER, wt2_rounds={"rounds": 6, "rank": 48}),
-            "dynamic_evaluation": _DYNEVAL,
-        },
+    "smoke": {
+        "brown": override(_BROWN_PAPER, {"data": {"fraction": 0.005}, "epochs": 2, "patience": None}),
+        **_scaled_word({"data": {"batch_size": 8, "bptt": 20, "eval_batch_size": 4, "fraction": 0.002},
+                        "model": {"parameter_budget": 300_000}, "epochs": 1}, rank=4),
+        "dynamic_evaluation": {**_DYNEVAL, "train_batches": 5},
+    },
+    "cpu": {
+        "brown": override(_BROWN_PAPER, {"data": {"fraction": 0.1}, "epochs": 4, "patience": None}),
+        **_scaled_word({"data": {"batch_size": 32, "bptt": 35, "eval_batch_size": 10, "fraction": 1.0},
+                        "model": {"parameter_budget": 2_000_000}, "epochs": 2}, rank=12, dropout_scale=0.25),
+        "dynamic_evaluation": {**_DYNEVAL, "lr_grid": [1e-4, 1e-3, 1e-2], "segment_length": 35,
+                               "train_batches": 20},
+    },
+    "paper": {
+        "brown": _BROWN_PAPER,
+        **_word_section(_PTB_MOGRIFIER_PAPER, _PTB_LSTM_PAPER, wt2_rounds={"rounds": 6, "rank": 48}),
+        "dynamic_evaluation": _DYNEVAL,
     },
 }
 
@@ -115,41 +105,11 @@ BROWN_MODELS = {
 }
 
 
-def _mogrifier_sections(setup, preset, word_corpus="ptb"):
+def sections(setup, preset, word_corpus="ptb"):
+    """{experiment: {model: config}}: the Brown comparison and the word-level one."""
     if word_corpus not in ("ptb", "wikitext-2"):
         raise ValueError(f"word_corpus must be 'ptb' or 'wikitext-2', got {word_corpus!r}")
     return {
         f"mogrifier-brown-{preset}": {name: override(setup["brown"], changes) for name, changes in BROWN_MODELS.items()},
         f"mogrifier-{word_corpus}-{preset}": setup[word_corpus],
     }
-
-
-# notebook -> function(preset's sections, preset, **the notebook's other parameters) -> {experiment: {model: config}}
-_SECTIONS = {"mogrifier": _mogrifier_sections}
-
-
-def training_configs(notebook, preset, epochs=None, device="auto", **parameters):
-    """Every model a notebook trains on `preset`, as {experiment: {model_name: full training config}},
-    exactly as the notebook trains them: the notebook and `python -m lstm_nb.train` both call this, so
-    the command line trains the runs that the notebook then finds in run/. `epochs` (when not None)
-    and `device` override every config; `parameters` are the notebook's other parameters."""
-    sections = _SECTIONS[notebook](get(notebook, preset), preset, **parameters)
-    for experiment, models in sections.items():
-        for name, cfg in models.items():
-            cfg.update(experiment=experiment, model_name=name, device=device)
-            if epochs is not None:
-                cfg["epochs"] = epochs
-    return sections
-
-
-def names(notebook):
-    if notebook not in PRESETS:
-        raise ValueError(f"no presets for notebook {notebook!r}; known: {', '.join(sorted(PRESETS))}")
-    return sorted(PRESETS[notebook])
-
-
-def get(notebook, preset):
-    """A deep copy of the preset's sections; an unknown preset is an error listing the known ones."""
-    if preset not in names(notebook):
-        raise ValueError(f"unknown preset {preset!r} for {notebook}; choose one of {', '.join(names(notebook))}")
-    return copy.deepcopy(PRESETS[notebook][preset])

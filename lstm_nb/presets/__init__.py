@@ -1,0 +1,44 @@
+"""Presets of every notebook: `smoke` (seconds, for tests), `cpu` (a laptop CPU), `paper` (a GPU).
+
+A notebook's parameters cell names a preset; `get(notebook, preset)` returns its raw sections, and
+`training_configs(notebook, preset, ...)` every full training config the notebook trains, named by
+experiment and model. The notebook and `python -m lstm_nb.train` both call the latter, so the command
+line trains exactly the runs the notebook then finds in run/. Presets live here, one module per
+notebook, not in the notebooks, so tests can check them and the runner can reject a wrong name.
+Each module has `PRESETS` ({preset: sections}) and `sections(setup, preset, **the notebook's other
+parameters)` → {experiment: {model: config}}.
+"""
+
+import copy
+
+from . import dropout_layernorm, mogrifier
+
+_NOTEBOOKS = {"mogrifier": mogrifier, "dropout_layernorm": dropout_layernorm}
+PRESETS = {notebook: module.PRESETS for notebook, module in _NOTEBOOKS.items()}
+
+
+def training_configs(notebook, preset, epochs=None, device="auto", **parameters):
+    """Every model a notebook trains on `preset`, as {experiment: {model_name: full training config}},
+    exactly as the notebook trains them: the notebook and `python -m lstm_nb.train` both call this, so
+    the command line trains the runs that the notebook then finds in run/. `epochs` (when not None)
+    and `device` override every config; `parameters` are the notebook's other parameters."""
+    sections = _NOTEBOOKS[notebook].sections(get(notebook, preset), preset, **parameters)
+    for experiment, models in sections.items():
+        for name, cfg in models.items():
+            cfg.update(experiment=experiment, model_name=name, device=device)
+            if epochs is not None:
+                cfg["epochs"] = epochs
+    return sections
+
+
+def names(notebook):
+    if notebook not in PRESETS:
+        raise ValueError(f"no presets for notebook {notebook!r}; known: {', '.join(sorted(PRESETS))}")
+    return sorted(PRESETS[notebook])
+
+
+def get(notebook, preset):
+    """A deep copy of the preset's sections; an unknown preset is an error listing the known ones."""
+    if preset not in names(notebook):
+        raise ValueError(f"unknown preset {preset!r} for {notebook}; choose one of {', '.join(names(notebook))}")
+    return copy.deepcopy(PRESETS[notebook][preset])
