@@ -9,7 +9,7 @@ Its benchmarks (the repository's test_capacity.py and test_speed.py):
   input, sizes 128 to 2048, dropout 0.5, against nn.LSTM of the same size; the speed-up is
   nn.LSTM's time over the cell's.
 
-Its bugs (PRIOR_ART of this project; its issue #3 and PR #4):
+Its bugs (read in its code; the first is its issue #3, fixed by its PR #4):
 - `layernorm_missing`: its LayerNorm + dropout classes inherited from its plain LSTM.
 - `shared_batch_mask`: one (1, H) mask for the whole batch.
 - `mask_outside_autograd`: masks applied as `h.data.mul_(mask)`, which autograd never sees.
@@ -51,7 +51,8 @@ def capacity(cell, dataset_size=100, length=10, size=256, dropout=0.9, epochs=10
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.01, momentum=0.9)
     x = torch.rand(length, dataset_size, size)
     y = x.sum(0)
-    state = (torch.rand(1, 1, size).expand(1, dataset_size, size).contiguous(),) * 2
+    # one random h0 and one random c0, the same for every sequence
+    state = tuple(torch.rand(1, 1, size).expand(1, dataset_size, size).contiguous() for _ in "hc")
 
     def errors(rows):
         out = layer(x[:, rows], tuple(s[:, rows] for s in state))[0][-1]
