@@ -22,6 +22,7 @@ import json
 import math
 import random
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -381,13 +382,22 @@ def main(argv=None):
         configs = notebook_configs(args.target, args.preset, parameters, args.only)
         device = parameters.get("device", "auto")
     distributed.start(device)
+    diverged = []
     try:
         for key, cfg in configs.items():
-            summary = train(cfg)
+            try:
+                summary = train(cfg)
+            except NonFiniteLossError as e:  # the other configurations still train; the exit status says so
+                diverged.append(key)
+                if distributed.is_main():
+                    print(f"{key}: {e}", file=sys.stderr, flush=True)
+                continue
             if distributed.is_main():
                 print(f"{key}: {json.dumps(summary, sort_keys=True)}", flush=True)
     finally:
         distributed.stop()
+    if diverged:
+        raise SystemExit(f"diverged, the others trained: {', '.join(diverged)}")
 
 
 if __name__ == "__main__":

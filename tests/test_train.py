@@ -142,6 +142,25 @@ def test_train_each_keeps_going_past_a_diverged_run_when_asked(home, monkeypatch
     assert table.loc["fine", "epochs_trained"] == 2 and pd.isna(table.loc["fine", "diverged"])
 
 
+def test_the_command_line_trains_the_others_past_a_diverged_run_and_exits_non_zero(home, monkeypatch, capsys):
+    from conftest import REPO
+
+    real_epoch = train.train_epoch
+
+    def poisoned(model, data, optimizer, cfg, epoch, device, desc=None):
+        if cfg["model_name"] == "moon":
+            with torch.no_grad():
+                model.decoder.bias.fill_(float("nan"))
+        return real_epoch(model, data, optimizer, cfg, epoch, device, desc)
+
+    monkeypatch.setattr(train, "train_epoch", poisoned)
+    notebook = REPO / "notebooks" / "dropout_layernorm.ipynb"
+    with pytest.raises(SystemExit, match="diverged, the others trained: dropout_layernorm-ptb-smoke/moon"):
+        train.main([str(notebook), "--preset", "smoke", "--only", "moon", "semeniuta"])
+    assert "moon: the training loss became nan" in capsys.readouterr().err
+    assert (home / "run" / "dropout_layernorm-ptb-smoke" / "semeniuta" / "metrics.json").exists()
+
+
 def test_truncated_checkpoint_gives_a_clear_error(home):
     train.train(tiny_ptb(epochs=2))
     folder = home / "run" / "tiny" / "lstm"
