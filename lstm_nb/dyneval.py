@@ -21,11 +21,9 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoints, distributed
-from . import data as data_module
-from .config import make_config
-from .runs import cached, read_config
-from .train import evaluate, load_model, loss_metrics, window_loss
+from . import checkpoints
+from .runs import cached
+from .train import evaluate, load_run, loss_metrics, window_loss
 
 RULES = ("rms", "sgd")
 
@@ -98,12 +96,8 @@ def evaluate_run(folder, split="test", lr=1e-4, decay=0.02, rule="rms", segment_
     loaded = {} if loaded is None else loaded
 
     def compute(saved):
-        if "model" not in loaded:
-            loaded["device"] = distributed.device(device)
-            loaded["data"] = data_module.build(**make_config(read_config(folder)["config"])["data"])
-            loaded["model"] = load_model(folder, device=loaded["device"])
-            loaded["mean_square"] = {}
-        data, model, on = loaded["data"], loaded["model"], loaded["device"]
+        data, model, on = load_run(folder, device, loaded)
+        loaded.setdefault("mean_square", {})
         if rule == "rms" and train_batches not in loaded["mean_square"]:
             loaded["mean_square"][train_batches] = gradient_mean_square(model, data, on, train_batches)
         known = [r["static_loss"] for r in saved if r["options"]["split"] == split]  # independent of the options

@@ -26,12 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoints, distributed
-from . import data as data_module
+from . import checkpoints
 from .cells.dropout import ZoneoutLSTM
-from .config import make_config
-from .runs import cached, read_config
-from .train import load_model, loss_metrics
+from .runs import cached
+from .train import load_run, loss_metrics
 
 RATES = ("dropout", "input_dropout", "inter_layer_dropout", "embedding_dropout", "recurrent_dropout", "weight_drop",
          "state_dropout")
@@ -87,15 +85,13 @@ def mc_evaluate(model, data, split, device, samples=50, multiplier=1.0, seed=0):
     return -(total - math.log(samples)).mean().item()
 
 
-def evaluate_run(folder, split="test", samples=50, multiplier=1.0, seed=0, device="auto"):
+def evaluate_run(folder, split="test", samples=50, multiplier=1.0, seed=0, device="auto", loaded=None):
     """MC-dropout evaluation of a finished run's best model on `split`, kept in `<folder>/mc_dropout.json`
-    with its options and read back from there when asked again."""
+    with its options and read back from there when asked again. `loaded`: as for `train.load_run`."""
     options = {"split": split, "samples": samples, "multiplier": multiplier, "seed": seed}
 
     def compute(_saved):
-        data = data_module.build(**make_config(read_config(folder)["config"])["data"])
-        on = distributed.device(device)
-        model = load_model(folder, device=on)
+        data, model, on = load_run(folder, device, loaded)
         return loss_metrics("mc", mc_evaluate(model, data, split, on, samples, multiplier, seed), data.unit)
 
     return cached(folder, "mc_dropout.json", options, compute)
@@ -104,8 +100,10 @@ def evaluate_run(folder, split="test", samples=50, multiplier=1.0, seed=0, devic
 def tune_and_test(folder, multipliers, samples=50, seed=0, device="auto"):
     """lamb's protocol: the multiplier with the lowest MC loss on validation, then the test split once
     with it. Returns {"multiplier", "valid", "test"}, also saved as `<folder>/mc_dropout_chosen.json`."""
-    valid = {m: evaluate_run(folder, "valid", samples, m, seed, device) for m in multipliers}
+    loaded = {}
+    valid = {m: evaluate_run(folder, "valid", samples, m, seed, device, loaded) for m in multipliers}
     best = min(valid, key=lambda m: valid[m]["mc_loss"])
-    chosen = {"multiplier": best, "valid": valid[best], "test": evaluate_run(folder, "test", samples, best, seed, device)}
+    test = evaluate_run(folder, "test", samples, best, seed, device, loaded)
+    chosen = {"multiplier": best, "valid": valid[best], "test": test}
     checkpoints.save_json(chosen, Path(folder) / "mc_dropout_chosen.json")
     return chosen

@@ -325,6 +325,18 @@ def load_model(folder, which="best.pt", device="cpu"):
     return model.to(device)
 
 
+def load_run(folder, device="auto", loaded=None):
+    """(data, model, device) of a finished run: its best model and its corpus as it was configured.
+    `loaded`: a dict shared by the calls on one run (evaluations of several options), so that they are
+    loaded once; a caller may keep more of its own there."""
+    loaded = {} if loaded is None else loaded
+    if "model" not in loaded:
+        loaded["device"] = distributed.device(device)
+        loaded["data"] = data_module.build(**make_config(runs.read_config(folder)["config"])["data"])
+        loaded["model"] = load_model(folder, device=loaded["device"])
+    return loaded["data"], loaded["model"], loaded["device"]
+
+
 def notebook_configs(notebook, preset, parameters, only=()):
     """{experiment/model_name: config} of what `notebook` trains on `preset` with its `parameters`
     (checked as the runner checks them), restricted to the names in `only` when given."""
