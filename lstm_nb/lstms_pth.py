@@ -28,7 +28,8 @@ from .cells.dropout import dropout_mask
 # The seed's numbers: capacity errors from its README, speed-ups from its speed_results.md.
 SEED_CAPACITY = {"nn.LSTM": 3.515, "SlowLSTM": 4.171, "LSTM": 4.158, "GalLSTM": 3.517, "MoonLSTM": 4.443,
                  "SemeniutaLSTM": 3.773}
-SEED_SPEEDUP = {  # nn.LSTM time / cell time, sizes 128, 256, 512, 1024, 2048 (speed_results.md)
+SEED_SIZES = [128, 256, 512, 1024, 2048]
+SEED_SPEEDUP = {  # nn.LSTM time / cell time at each of SEED_SIZES (speed_results.md)
     "SlowLSTM": [1.046, 0.692, 0.684, 1.006, 0.869], "LSTM": [1.565, 1.059, 1.168, 1.119, 0.971],
     "GalLSTM": [0.953, 1.000, 1.019, 1.015, 0.980], "MoonLSTM": [1.728, 1.118, 1.087, 1.078, 0.949],
     "SemeniutaLSTM": [1.180, 1.237, 1.169, 1.016, 1.034]}

@@ -139,3 +139,12 @@ def test_dropout_rows_differ_in_regularisation_alone(preset):
     counts = {name: models.count_parameters(models.build(10_000, **cfg["model"])) for name, cfg in rows.items()}
     assert len({n for name, n in counts.items() if not name.startswith("layernorm")}) == 1
     assert len({n for name, n in counts.items() if name.startswith("layernorm")}) == 1  # + the LN gains and biases
+
+
+@pytest.mark.parametrize("preset", ["cpu", "paper"])
+def test_dropout_inference_timings_use_the_seeds_sizes_and_length(preset):
+    from lstm_nb import lstms_pth
+
+    inference = presets.get("dropout_layernorm", preset)["inference"]
+    assert inference == {"sizes": lstms_pth.SEED_SIZES, "steps": 1000}  # test_speed.py's SIZES and N_ITER
+    assert all(len(ratios) == len(lstms_pth.SEED_SIZES) for ratios in lstms_pth.SEED_SPEEDUP.values())
