@@ -16,7 +16,9 @@ DEFAULTS = {
     "experiment": "default",
     "model_name": "lstm",
     "data": {"corpus": "ptb", "batch_size": 20, "bptt": 35, "eval_batch_size": 10, "instance_length": 500,
-             "fraction": 1.0, "train_fraction": 1.0, "seed": 0},
+             "fraction": 1.0, "train_fraction": 1.0, "seed": 0,
+             # test streams (None: eval_batch_size; AWD-LSTM tests with 1); AWD-LSTM's random window lengths
+             "test_batch_size": None, "variable_bptt": False},
     # passed to lstm_nb.models.build: "architecture" ("rnn" or "transformer") and that model's options
     "model": {"architecture": "rnn", "embedding_size": 200, "hidden_size": 200},
     "epochs": 10,
@@ -25,6 +27,13 @@ DEFAULTS = {
     "clip": 0.25,  # max total gradient norm; None = no clipping
     "optimizer": {"name": "Adam", "lr": 1e-3},
     "scheduler": None,  # e.g. {"name": "ReduceLROnPlateau", "factor": 0.25, "patience": 0}
+    # AWD-LSTM (lstm_nb/phases.py): activation regularisation α and temporal activation regularisation β;
+    # NT-ASGD {"nonmono": n}: SGD, then averaged SGD once validation stops improving; fine-tuning
+    # {"epochs": E, "nonmono": n}: a fresh averaged SGD from the best model after the main training
+    "ar": 0.0,
+    "tar": 0.0,
+    "nt_asgd": None,
+    "finetune": None,
     "keep_last": 3,  # newest epoch checkpoints kept (the best epoch's is kept too)
     "device": "auto",
     # "bfloat16": autocast for the embedding and decoder (the recurrent layers stay float32)
@@ -102,6 +111,12 @@ def _problems(cfg):
     for key in ("fraction", "train_fraction"):
         need(_is_number(data[key]) and 0 < data[key] <= 1, f"data.{key}", "a number in (0, 1]")
     need(_is_int(data["seed"]), "data.seed", "an integer")
+    need(data["test_batch_size"] is None or (_is_int(data["test_batch_size"]) and data["test_batch_size"] >= 1),
+         "data.test_batch_size", "None or a positive integer")
+    need(isinstance(data["variable_bptt"], bool), "data.variable_bptt", "true or false")
+    if data["corpus"] == "brown":
+        need(data["test_batch_size"] is None and not data["variable_bptt"], "data.corpus",
+             "a token stream (not brown's fixed-length instances) for test_batch_size or variable_bptt")
     need(isinstance(model, dict), "model", "a dict of model options")
     if isinstance(model, dict):
         for key in ("embedding_size", "hidden_size", "num_layers", "parameter_budget", "num_heads"):
@@ -124,11 +139,31 @@ def _problems(cfg):
              f"a dict whose 'name' is a class of {namespace.__name__}")
     if isinstance(cfg["optimizer"], dict) and "lr" in cfg["optimizer"]:
         need(_is_number(cfg["optimizer"]["lr"]) and cfg["optimizer"]["lr"] >= 0, "optimizer.lr", "a number ≥ 0")
+    _check_phases(cfg, need)
     problems += _device_problems(cfg["device"])
     need(cfg["precision"] in ("float32", "bfloat16"), "precision", "'float32' or 'bfloat16'")
     if cfg["precision"] == "bfloat16" and _uses_cuda(cfg["device"]) and not torch.cuda.is_bf16_supported():
         problems.append("precision is 'bfloat16', but this GPU does not support it (use 'float32')")
     return problems
+
+
+def _check_phases(cfg, need):
+    """AR/TAR, NT-ASGD and fine-tuning (AWD-LSTM): their values, and what they need of the rest."""
+    for key in ("ar", "tar"):
+        need(_is_number(cfg[key]) and cfg[key] >= 0, key, "a number ≥ 0")
+    if (cfg["ar"] or cfg["tar"]) and isinstance(cfg["model"], dict):
+        need(cfg["model"].get("architecture", "rnn") == "rnn", "model.architecture",
+             "'rnn' for ar and tar (they act on the recurrent layers' outputs)")
+    shapes = {"nt_asgd": {"nonmono"}, "finetune": {"epochs", "nonmono"}}
+    for key, fields in shapes.items():
+        spec = cfg[key]
+        if spec is None:
+            continue
+        need(isinstance(spec, dict) and set(spec) == fields and all(_is_int(spec[f]) and spec[f] >= 1 for f in fields),
+             key, f"None or {{{', '.join(repr(f) + ': a positive integer' for f in sorted(fields))}}}")
+        optimizer = cfg["optimizer"].get("name") if isinstance(cfg["optimizer"], dict) else None
+        need(optimizer == "SGD", "optimizer", f"SGD for {key} (it averages SGD's iterates with torch.optim.ASGD)")
+        need(cfg["scheduler"] is None, "scheduler", f"None with {key} (its learning rate is constant)")
 
 
 def _uses_cuda(name):

@@ -15,6 +15,7 @@ the Brown character corpus instead comes as independent 500-character instances 
 
 import hashlib
 import http.client
+import itertools
 import shutil
 import tarfile
 import tempfile
@@ -305,6 +306,11 @@ def batchify(stream, batch_size):
 class StreamBatches:
     """BPTT windows over B parallel streams; the model's state is carried from window to window.
 
+    The test split is cut into `test_batch_size` streams (default: `eval_batch_size`; AWD-LSTM tests
+    with 1). With `variable_bptt` the training windows have AWD-LSTM's random lengths
+    (`window_lengths`), drawn from a generator seeded by (seed, epoch), so a resumed epoch reads the
+    same windows.
+
     Under torchrun each rank keeps its share of the streams (`distributed.shard`): the training
     streams must divide over the ranks; evaluation streams that do not are read whole by every rank.
     `sharded[split]` says which splits are shared out, so that their losses are summed over ranks.
@@ -312,11 +318,14 @@ class StreamBatches:
 
     carry_state = True
 
-    def __init__(self, splits, vocab, batch_size, bptt, eval_batch_size=10, unit="word"):
-        self.vocab, self.bptt, self.unit = vocab, bptt, unit
+    def __init__(self, splits, vocab, batch_size, bptt, eval_batch_size=10, unit="word", test_batch_size=None,
+                 variable_bptt=False, seed=0):
+        self.vocab, self.bptt, self.unit, self.variable_bptt, self.seed = vocab, bptt, unit, variable_bptt, seed
+        self.tokens = splits  # each split as one stream, for the evaluations that read it at batch size 1
         self.streams, self.sharded = {}, {}
+        sizes = {"train": batch_size, "test": test_batch_size or eval_batch_size}
         for split, tokens in splits.items():
-            streams = batchify(tokens, batch_size if split == "train" else eval_batch_size)
+            streams = batchify(tokens, sizes.get(split, eval_batch_size))
             part = distributed.shard(streams.shape[1])
             if part is None and split == "train":
                 raise ValueError(f"data.batch_size {batch_size} does not divide over {distributed.world_size()} "
@@ -332,14 +341,33 @@ class StreamBatches:
         return self.streams[split][1:].numel()
 
     def num_batches(self, split):
+        """Windows in an epoch (with variable BPTT: as many as at the mean length `bptt`, about)."""
         return -(-(self.streams[split].shape[0] - 1) // self.bptt)
 
-    def batches(self, split, epoch=0, bptt=None):
-        """(input, target) windows of `bptt` steps (default: the configured one), in order."""
-        data, bptt = self.streams[split], bptt or self.bptt
-        for i in range(0, data.shape[0] - 1, bptt):
-            n = min(bptt, data.shape[0] - 1 - i)
+    def window_lengths(self, epoch, max_length=None):
+        """AWD-LSTM's variable BPTT (Merity et al. 2018, §4.1; main.py): each window's length is
+        max(5, int(N(base, 5))), base = bptt with probability 0.95, else bptt / 2; the stream advances
+        by that length, so window boundaries move between epochs. `max_length` caps it (finetune.py
+        caps at bptt + 10)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        while True:
+            base = self.bptt if rng.random() < 0.95 else self.bptt / 2
+            length = max(5, int(rng.normal(base, 5)))
+            yield min(length, max_length) if max_length else length
+
+    def batches(self, split, epoch=0, bptt=None, max_length=None):
+        """(input, target) windows of `bptt` steps (default: the configured one), in order; training
+        windows of random lengths with `variable_bptt`."""
+        data = self.streams[split]
+        if split == "train" and self.variable_bptt and bptt is None:
+            lengths = self.window_lengths(epoch, max_length)
+        else:
+            lengths = itertools.repeat(bptt or self.bptt)
+        i = 0
+        while i < data.shape[0] - 1:
+            n = min(next(lengths), data.shape[0] - 1 - i)
             yield data[i:i + n], data[i + 1:i + 1 + n]
+            i += n
 
 
 class InstanceBatches:
@@ -351,6 +379,7 @@ class InstanceBatches:
     """
 
     carry_state = False
+    variable_bptt = False
 
     def __init__(self, splits, vocab, batch_size, seed=0, unit="char"):
         self.instances, self.vocab, self.batch_size, self.seed, self.unit = splits, vocab, batch_size, seed, unit
@@ -386,7 +415,7 @@ def _head(tensor, fraction):
 
 
 def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, fraction=1.0, train_fraction=1.0,
-          seed=0):
+          seed=0, test_batch_size=None, variable_bptt=False):
     """The batches object for `corpus`. `fraction` < 1 keeps the head of every split (for smoke runs);
     `train_fraction` < 1 then keeps the head of the training split alone, so that a short run sees a
     model overfit (the regime where regularisation shows) while validation and test stay whole."""
@@ -407,7 +436,8 @@ def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, 
     vocab, splits = load_token_corpus(corpus)
     splits = heads(splits)
     unit = "char" if corpus.endswith("-char") else "word"
-    batches = StreamBatches(splits, vocab, batch_size, bptt, eval_batch_size, unit=unit)
+    batches = StreamBatches(splits, vocab, batch_size, bptt, eval_batch_size, unit=unit,
+                            test_batch_size=test_batch_size, variable_bptt=variable_bptt, seed=seed)
     for split, stream in batches.streams.items():
         if stream.shape[0] < 2:  # not one (input, target) pair per stream
             setting = f"data.fraction {fraction}" + (f" with train_fraction {train_fraction}" if split == "train"

@@ -38,7 +38,7 @@ def gradient_mean_square(model, data, device, train_batches):
     for x, y in data.batches("train"):
         if n == train_batches:
             break
-        loss, state = window_loss(model, data, x, y, state, device)
+        loss, _, state = window_loss(model, data, x, y, state, device)
         grads = torch.autograd.grad(loss, params)
         for acc, g in zip(ms, grads):
             acc += g * g
@@ -74,7 +74,7 @@ def dynamic_evaluate(model, data, split, device, lr, decay, rule="rms", segment_
     model.eval()  # dropout off; the weights still get gradients
     state, total, count = None, 0.0, 0
     for x, y in data.batches(split, bptt=segment_length):
-        loss, state = window_loss(model, data, x, y, state, device)
+        loss, _, state = window_loss(model, data, x, y, state, device)
         total += loss.item() * y.numel()  # scored before the weights see this segment
         count += y.numel()
         grads = torch.autograd.grad(loss, params)

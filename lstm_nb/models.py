@@ -48,8 +48,9 @@ class LanguageModel(nn.Module):
         if tie_weights:
             self.decoder.weight = self.embedding.weight
 
-    def forward(self, tokens, state=None):
-        """tokens (T, B) → logits (T, B, V) and the new per-layer state list."""
+    def forward(self, tokens, state=None, return_outputs=False):
+        """tokens (T, B) → logits (T, B, V) and the new per-layer state list; with `return_outputs`,
+        also what the decoder reads before and after its dropout (AR and TAR act on them)."""
         x = embedding_dropout(self.embedding.weight, tokens, self.embedding_dropout, self.training)
         x = self.drop(x, self.input_dropout)
         state = state or [None] * len(self.layers)
@@ -66,7 +67,10 @@ class LanguageModel(nn.Module):
             if self.sum_layer_outputs:
                 total = total + x
         out = total if self.sum_layer_outputs else x
-        return self.decoder(self.drop(out, self.dropout)), new_state
+        dropped = self.drop(out, self.dropout)
+        if return_outputs:
+            return self.decoder(dropped), new_state, out, dropped
+        return self.decoder(dropped), new_state
 
     def drop(self, x, p):
         if self.locked_dropout:

@@ -15,7 +15,9 @@ def summaries(pattern="*", run_root=None):
     An experiment named `<notebook>-<dataset>-<preset>` gives the `preset` column. Word-level rows get
     perplexities, character-level rows bits per character; `dynamic_*` columns come from
     `dynamic_eval_chosen.json` when dynamic evaluation was run, `mc_*` columns from
-    `mc_dropout_chosen.json` when MC-dropout evaluation was.
+    `mc_dropout_chosen.json` when MC-dropout evaluation was; `before_finetune_*` from a fine-tuned
+    run's summary (its best model before fine-tuning), `pointer_*` from `pointer.json` (the cache
+    pointer's latest evaluation of each split).
     """
     rows = []
     for path in sorted(Path(run_root or paths.run_dir()).glob(f"{pattern}/*/metrics.json")):
@@ -42,5 +44,13 @@ def summaries(pattern="*", run_root=None):
             mc = json.loads(chosen.read_text())
             row.update(mc_validation=mc["valid"][f"mc_{unit}"], mc_test=mc["test"][f"mc_{unit}"],
                        mc_multiplier=mc["multiplier"])
+        if f"before_finetune_best_validation_{unit}" in summary:
+            row.update(before_finetune_validation=summary[f"before_finetune_best_validation_{unit}"],
+                       before_finetune_test=summary.get(f"before_finetune_test_{unit}"))
+        cache = path.parent / "pointer.json"
+        if cache.exists():
+            for result in json.loads(cache.read_text()):
+                row[f"pointer_{'validation' if result['options']['split'] == 'valid' else 'test'}"] = \
+                    result[f"pointer_{unit}"]
         rows.append(row)
     return pd.DataFrame(rows)

@@ -125,7 +125,8 @@ def best_model_state(folder, progress, device):
         problem = str(e)
     source = folder / f"checkpoint_epoch_{best_epoch}.pt"
     try:
-        model_state = checkpoints.load(source, map_location=device)["model"]
+        ckpt = checkpoints.load(source, map_location=device)
+        model_state = ckpt.get("evaluated_model") or ckpt["model"]  # the averaged weights, under ASGD
     except checkpoints.CheckpointError as e:
         raise checkpoints.CheckpointError(
             f"{problem}, and it cannot be rebuilt: {e}. The best model of this run is lost. Delete {folder} "
@@ -170,17 +171,24 @@ def resume_state(cfg, folder, data, n_params, device):
     return ckpt
 
 
-def save_epoch(cfg, folder, model, optimizer, scheduler, progress, improved, rng, writer):
-    """Rank 0's files after an epoch: best.pt when it improved, the metrics, the checkpoint, pruning."""
+def copy_state(model):
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+
+def save_epoch(cfg, folder, model, optimizer, scheduler, progress, improved, rng, writer, evaluated_state=None):
+    """Rank 0's files after an epoch: best.pt when it improved, the metrics, the checkpoint, pruning.
+    `evaluated_state`: the weights validated when they are not the model's own (ASGD's averages);
+    best.pt holds them, and the checkpoint keeps them beside the raw weights and the optimiser."""
     metrics = progress["history"][-1]
+    evaluated = evaluated_state or model.state_dict()
     if improved:
-        checkpoints.save({"model": model.state_dict(), "epoch": metrics["epoch"], "config": progress["config"]},
+        checkpoints.save({"model": evaluated, "epoch": metrics["epoch"], "config": progress["config"]},
                          folder / "best.pt")
     checkpoints.save_json(metrics, folder / f"metrics_epoch_{metrics['epoch']}.json")
     checkpoints.save(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
          "scheduler": scheduler.state_dict() if scheduler is not None else None,
-         "progress": progress, "rng": rng},
+         "progress": progress, "rng": rng, **({"evaluated_model": evaluated_state} if evaluated_state else {})},
         folder / f"checkpoint_epoch_{metrics['epoch']}.pt",
     )
     checkpoints.prune(folder, cfg["keep_last"], also_keep=progress["best_epoch"])

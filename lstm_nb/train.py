@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoints, distributed, models, presets, runs
+from . import checkpoints, distributed, models, phases, presets, runs
 from . import data as data_module
 from .config import ConfigError, make_config
 from .errors import ExplainedError
@@ -122,33 +122,43 @@ def evaluate(model, data, split, device, precision="float32"):
     return total / count
 
 
-def window_loss(model, data, x, y, state, device):
-    """Mean next-token loss of one (input, target) window and the state it leaves, from `state`
+def window_loss(model, data, x, y, state, device, ar=0.0, tar=0.0):
+    """(mean next-token loss, AR + TAR penalty, new state) of one (input, target) window, from `state`
     (detached: truncated BPTT) when the data's windows continue each other, else from zeros."""
     x, y = x.to(device), y.to(device)
-    logits, state = model(x, models.detach_state(state) if data.carry_state else None)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)), state
+    state = models.detach_state(state) if data.carry_state else None
+    if ar or tar:
+        logits, state, raw, dropped = model(x, state, return_outputs=True)
+        penalty = phases.activation_regularization(raw, dropped, ar, tar)
+    else:
+        (logits, state), penalty = model(x, state), 0.0
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)), penalty, state
 
 
-def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None):
-    """One pass over the training split; returns the token-weighted mean training loss (over every
-    rank's tokens under torchrun, where `model` is the DistributedDataParallel wrapper)."""
+def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None, max_length=None):
+    """One pass over the training split; returns the token-weighted mean training loss (the
+    next-token loss alone, without AR/TAR), over every rank's tokens under torchrun, where `model` is
+    the DistributedDataParallel wrapper. With variable BPTT each step's learning rate is scaled by the
+    window's length / bptt (main.py); `max_length` caps the lengths (fine-tuning)."""
     model.train()
     state, total, count = None, 0.0, 0
-    bar = progress_bar(data.batches("train", epoch), total=data.num_batches("train"), desc=desc or f"epoch {epoch}",
-                       leave=False, mininterval=1.0)
+    windows = data.batches("train", epoch, max_length=max_length) if max_length else data.batches("train", epoch)
+    bar = progress_bar(windows, total=data.num_batches("train"), desc=desc or f"epoch {epoch}", leave=False,
+                       mininterval=1.0)
     for step, (x, y) in enumerate(bar):
         with autocast(cfg["precision"], device):
-            loss, state = window_loss(model, data, x, y, state, device)
+            loss, penalty, state = window_loss(model, data, x, y, state, device, cfg["ar"], cfg["tar"])
         # every rank takes the same decision on the same (summed) number, so none waits for another
         loss_sum, tokens = distributed.sum_over_ranks(loss.item() * y.numel(), y.numel())
         if not math.isfinite(loss_sum):
             raise NonFiniteLossError(f"the training loss became {loss_sum / tokens} at epoch {epoch}, batch {step}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + penalty).backward()
         if cfg["clip"]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
-        optimizer.step()
+        scale = x.shape[0] / data.bptt if data.variable_bptt else 1.0
+        with phases.scaled_lr(optimizer, scale):
+            optimizer.step()
         total += loss_sum
         count += tokens
         bar.set_postfix(loss=f"{total / count:.3f}", refresh=False)
@@ -201,14 +211,16 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
     n_params = models.count_parameters(model)
     progress = {"epoch": 0, "best_epoch": None, "best_validation_loss": math.inf, "stale": 0, "duration": 0.0,
                 "stopped_early": False, "history": [], "config": runs.as_json(cfg),
-                "world_size": distributed.world_size()}
+                "world_size": distributed.world_size(), **phases.initial_progress()}
     ckpt = distributed.on_main(lambda: runs.resume_state(cfg, folder, data, n_params, device))
     if ckpt is not None:
+        progress = {**phases.initial_progress(), **ckpt["progress"]}  # older checkpoints lack the phase keys
         model.load_state_dict(ckpt["model"])
+        if phases.uses_averaging(progress):
+            optimizer = phases.averaging_sgd(model, cfg["optimizer"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
-        progress = ckpt["progress"]
         rng = ckpt["rng"]  # one state per rank (a list), or the one state of a single-process run
         _set_rng_state(rng[distributed.rank()] if isinstance(rng, list) else rng)
     net = model
@@ -217,13 +229,24 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
 
     writer = _tensorboard(folder) if distributed.is_main() else None
     unit = data.unit
-    for epoch in range(progress["epoch"] + 1, cfg["epochs"] + 1):
-        if progress["stopped_early"]:
-            break
+    while (phase := phases.next_phase(cfg, progress)) is not None:
+        if phase == "start_finetune":  # finetune.py: the best model, a fresh averaged SGD
+            model.load_state_dict(distributed.on_main(lambda: runs.best_model_state(folder, progress, "cpu")))
+            optimizer = phases.averaging_sgd(model, cfg["optimizer"])
+            before = {"epoch": progress["best_epoch"], "validation_loss": progress["best_validation_loss"]}
+            if "test" in data.splits:
+                before["test_loss"] = evaluate(model, data, "test", device, cfg["precision"])
+            progress.update(phase="finetune", logs=[],
+                            finetune={"start_epoch": progress["epoch"], "stopped": False, "before": before})
+        epoch = progress["epoch"] + 1
         start = time.time()
+        max_length = data.bptt + 10 if progress["phase"] == "finetune" and data.variable_bptt else None
         try:
-            train_loss = train_epoch(net, data, optimizer, cfg, epoch, device, desc=f"{name} epoch {epoch}")
-            valid_loss = evaluate(model, data, "valid", device, cfg["precision"])
+            train_loss = train_epoch(net, data, optimizer, cfg, epoch, device, desc=f"{name} epoch {epoch}",
+                                     max_length=max_length)
+            with phases.averaged_weights(model, optimizer) as averaged:
+                valid_loss = evaluate(model, data, "valid", device, cfg["precision"])
+                evaluated_state = runs.copy_state(model) if averaged else None
             if not math.isfinite(valid_loss):
                 raise NonFiniteLossError(f"the validation loss became {valid_loss} at epoch {epoch}")
         except NonFiniteLossError as e:
@@ -238,13 +261,21 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
             progress.update(best_epoch=epoch, best_validation_loss=valid_loss, stale=0)
         else:
             progress["stale"] += 1
+        epoch_phase = progress["phase"] if progress["phase"] == "finetune" else (
+            "asgd" if progress["averaging"] else cfg["optimizer"]["name"].lower())
+        if phases.after_validation(cfg, progress, epoch, valid_loss) == "switch":
+            optimizer = phases.averaging_sgd(model, cfg["optimizer"])
         epoch_time = time.time() - start
         progress.update(epoch=epoch, duration=progress["duration"] + epoch_time,
-                        stopped_early=cfg["patience"] is not None and progress["stale"] >= cfg["patience"])
+                        stopped_early=progress["stopped_early"] or (
+                            progress["phase"] == "train" and cfg["patience"] is not None
+                            and progress["stale"] >= cfg["patience"]))
         metrics = {
             "epoch": epoch,
             "training_epochs": epoch,
             "best_epoch": progress["best_epoch"],
+            "phase": epoch_phase,
+            "averaged_weights": averaged,
             **loss_metrics("training", train_loss, unit),
             **loss_metrics("validation", valid_loss, unit),
             **loss_metrics("best_validation", progress["best_validation_loss"], unit),
@@ -258,12 +289,14 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         progress["history"].append(metrics)
         rng = distributed.gather(_rng_state())
         distributed.on_main(runs.save_epoch, cfg, folder, model, optimizer, scheduler, progress, improved,
-                            rng if distributed.active() else rng[0], writer)
+                            rng if distributed.active() else rng[0], writer, evaluated_state)
         if distributed.is_main():
-            print(f"{name} epoch {epoch}/{cfg['epochs']}: training loss {train_loss:.4f}, validation loss "
-                  f"{valid_loss:.4f}{' (best)' if improved else ''}, {epoch_time:.1f}s", flush=True)
-        if progress["stopped_early"]:
-            break
+            of = (f"epoch {epoch}/{cfg['epochs']}" if progress["phase"] == "train" else
+                  f"fine-tuning epoch {epoch - progress['finetune']['start_epoch']}/{cfg['finetune']['epochs']}")
+            print(f"{name} {of}: training loss {train_loss:.4f}, validation loss "
+                  f"{valid_loss:.4f}{' (averaged weights)' if averaged else ''}{' (best)' if improved else ''}, "
+                  f"{epoch_time:.1f}s{', switching to ASGD' if progress['switched_after_epoch'] == epoch else ''}",
+                  flush=True)
 
     model.load_state_dict(distributed.on_main(lambda: runs.best_model_state(folder, progress, "cpu")))
     summary = {
@@ -276,6 +309,15 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
     }
     if "test" in data.splits:
         summary.update(loss_metrics("test", evaluate(model, data, "test", device, cfg["precision"]), unit))
+    if cfg["nt_asgd"]:
+        summary["switched_to_asgd_after_epoch"] = progress["switched_after_epoch"]
+    if progress["phase"] == "finetune":
+        before = progress["finetune"]["before"]
+        summary.update({"finetune_epochs": progress["epoch"] - progress["finetune"]["start_epoch"],
+                        "before_finetune_best_epoch": before["epoch"],
+                        **loss_metrics("before_finetune_best_validation", before["validation_loss"], unit)})
+        if "test_loss" in before:
+            summary.update(loss_metrics("before_finetune_test", before["test_loss"], unit))
     distributed.on_main(lambda: checkpoints.save_json(summary, folder / "metrics.json"))
     if writer is not None:
         writer.close()

@@ -28,7 +28,7 @@ def test_dynamic_evaluation_learns_a_repeated_pattern_unseen_in_training(rule, l
     model = models.build(V, embedding_size=16, hidden_size=32, cell="mogrifier", cell_options={"rounds": 2})
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for epoch in (1, 2):
-        train_epoch(model, data, optimizer, {"clip": None, "precision": "float32"}, epoch, "cpu")
+        train_epoch(model, data, optimizer, {"clip": None, "precision": "float32", "ar": 0.0, "tar": 0.0}, epoch, "cpu")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     static = evaluate(model, data, "test", "cpu")
     dynamic = dyneval.dynamic_evaluate(model, data, "test", "cpu", lr=lr, decay=0.0, rule=rule, train_batches=20)

@@ -108,11 +108,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(home, monkeypatch):
     real_epoch = train.train_epoch
 
-    def poisoned(model, data, optimizer, cfg, epoch, device, desc=None):
+    def poisoned(model, data, optimizer, cfg, epoch, device, desc=None, max_length=None):
         if epoch == 2:
             with torch.no_grad():
                 model.decoder.bias.fill_(float("nan"))
-        return real_epoch(model, data, optimizer, cfg, epoch, device, desc)
+        return real_epoch(model, data, optimizer, cfg, epoch, device, desc, max_length)
 
     monkeypatch.setattr(train, "train_epoch", poisoned)
     with pytest.raises(train.NonFiniteLossError, match="epoch 2"):
@@ -126,11 +126,11 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(ho
 def test_train_each_keeps_going_past_a_diverged_run_when_asked(home, monkeypatch):
     real_epoch = train.train_epoch
 
-    def poisoned(model, data, optimizer, cfg, epoch, device, desc=None):
+    def poisoned(model, data, optimizer, cfg, epoch, device, desc=None, max_length=None):
         if cfg["model_name"] == "diverges" and epoch == 2:
             with torch.no_grad():
                 model.decoder.bias.fill_(float("nan"))
-        return real_epoch(model, data, optimizer, cfg, epoch, device, desc)
+        return real_epoch(model, data, optimizer, cfg, epoch, device, desc, max_length)
 
     monkeypatch.setattr(train, "train_epoch", poisoned)
     configs = {name: {**tiny_ptb(epochs=2), "model_name": name} for name in ("diverges", "fine")}
@@ -147,11 +147,11 @@ def test_the_command_line_trains_the_others_past_a_diverged_run_and_exits_non_ze
 
     real_epoch = train.train_epoch
 
-    def poisoned(model, data, optimizer, cfg, epoch, device, desc=None):
+    def poisoned(model, data, optimizer, cfg, epoch, device, desc=None, max_length=None):
         if cfg["model_name"] == "moon":
             with torch.no_grad():
                 model.decoder.bias.fill_(float("nan"))
-        return real_epoch(model, data, optimizer, cfg, epoch, device, desc)
+        return real_epoch(model, data, optimizer, cfg, epoch, device, desc, max_length)
 
     monkeypatch.setattr(train, "train_epoch", poisoned)
     notebook = REPO / "notebooks" / "dropout_layernorm.ipynb"

@@ -11,9 +11,9 @@ parameters)` → {experiment: {model: config}}.
 
 import copy
 
-from . import dropout_layernorm, mogrifier
+from . import awd_lstm, dropout_layernorm, mogrifier
 
-_NOTEBOOKS = {"mogrifier": mogrifier, "dropout_layernorm": dropout_layernorm}
+_NOTEBOOKS = {"mogrifier": mogrifier, "dropout_layernorm": dropout_layernorm, "awd_lstm": awd_lstm}
 PRESETS = {notebook: module.PRESETS for notebook, module in _NOTEBOOKS.items()}
 
 
