@@ -89,9 +89,10 @@ def plot_speedup(frame, title=None, name=None):
     return _finish(fig, title, name)
 
 
-def plot_ablation(changes, title=None, name=None):
+def plot_ablation(changes, spread=None, title=None, name=None):
     """Horizontal bars, one panel per column of `changes` (rows: what was removed; values: the change
-    of validation perplexity it caused, positive = worse without it); saved as figures/<name>.png."""
+    of validation perplexity it caused, positive = worse without it); `spread` ({column: s}) shades
+    ±s in that column's panel (the change chance alone gives); saved as figures/<name>.png."""
     fig, axes = plt.subplots(1, len(changes.columns), figsize=(5 * len(changes.columns), 0.45 * len(changes) + 1.6),
                              sharey=True, squeeze=False)
     for ax, column in zip(axes[0], changes.columns):
@@ -99,6 +100,10 @@ def plot_ablation(changes, title=None, name=None):
         ax.barh(range(len(values)), values, color=["tab:red" if v > 0 else "tab:green" for v in values])
         ax.set_yticks(range(len(values)), values.index)
         ax.axvline(0, color="black", linewidth=0.8)
+        if (spread or {}).get(column):
+            ax.axvspan(-spread[column], spread[column], color="tab:gray", alpha=0.2,
+                       label=f"±{spread[column]:.1f}: two seeds' difference")
+            ax.legend(loc="lower right", fontsize=8)
         ax.invert_yaxis()
         ax.set_title(column)
         ax.set_xlabel("change of validation perplexity (+ = worse without it)")

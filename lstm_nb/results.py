@@ -50,7 +50,7 @@ def summaries(pattern="*", run_root=None):
         cache = path.parent / "pointer.json"
         if cache.exists():
             for result in json.loads(cache.read_text()):
-                row[f"pointer_{'validation' if result['options']['split'] == 'valid' else 'test'}"] = \
-                    result[f"pointer_{unit}"]
+                split = {"valid": "validation"}.get(result["options"]["split"], result["options"]["split"])
+                row[f"pointer_{split}"] = result[f"pointer_{unit}"]
         rows.append(row)
     return pd.DataFrame(rows)

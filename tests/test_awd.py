@@ -217,6 +217,12 @@ def test_phases_switch_to_averaging_then_finetune_and_report_both(home):
     assert train.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
     assert data.streams["test"].shape[1] == 1  # tested with one stream, as the official code does
     assert train.evaluate(model, data, "test", "cpu") == pytest.approx(summary["test_loss"], rel=1e-6)
+    # a deleted best.pt is rebuilt from the best epoch's checkpoint: its averaged weights, not the raw ones
+    (folder / "best.pt").unlink()
+    (folder / "metrics.json").unlink()
+    assert train.train(tiny_awd()) == summary
+    model = train.load_model(folder)
+    assert train.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
 
 
 def _kill_after(config, env, checkpoint):
@@ -371,7 +377,7 @@ def test_every_preset_trains_either_corpus_and_refuses_another():
     for preset in presets.names("awd_lstm"):
         for corpus in ("ptb", "wikitext-2"):
             (experiment, rows), = presets.training_configs("awd_lstm", preset, corpus=corpus).items()
-            assert experiment == f"awd_lstm-{corpus}-{preset}" and len(rows) == 8
+            assert experiment == f"awd_lstm-{corpus}-{preset}" and len(rows) == 9
             assert all(make_config(cfg)["data"]["corpus"] == corpus for cfg in rows.values())
     with pytest.raises(ValueError, match="'ptb' or 'wikitext-2'"):
         presets.training_configs("awd_lstm", "smoke", corpus="ptb-char")

@@ -73,7 +73,9 @@ def awd_lstm(corpus, emsize=400, nhid=1150, nlayers=3, lr=30.0, clip=0.25, epoch
 
 
 def ablations(full):
-    """{row: config} of the trained rows: the full recipe, then each with one component removed."""
+    """{row: config} of the trained rows: the full recipe, then each with one component removed, then
+    the recipe without fine-tuning under another seed, which measures the spread that chance alone
+    gives (any change of a run, even a tiny weight decay, sends SGD down another path)."""
     main_only = {"finetune": None}
     hidden = full["model"]["hidden_size"]
     changes = {
@@ -86,6 +88,8 @@ def ablations(full):
         # the embedding (and so the tied last layer) as large as the hidden layers
         "full_size_embedding": {**main_only, "model": {"embedding_size": hidden}},
         "no_weight_drop": {**main_only, "model": {"cell_options": {"weight_drop": 0.0}}},
+        # nothing removed, another seed: how far two runs of one recipe land apart (not a paper row)
+        "other_seed": {**main_only, "seed": full["seed"] + 1},
     }
     return {row: override(full, change) for row, change in changes.items()}
 
