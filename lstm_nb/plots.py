@@ -93,7 +93,7 @@ def plot_ablation(changes, spread=None, title=None, name=None):
     """Horizontal bars, one panel per column of `changes` (rows: what was removed; values: the change
     of validation perplexity it caused, positive = worse without it); `spread` ({column: s}) shades
     ±s in that column's panel (the change chance alone gives); saved as figures/<name>.png."""
-    fig, axes = plt.subplots(1, len(changes.columns), figsize=(5 * len(changes.columns), 0.45 * len(changes) + 1.6),
+    fig, axes = plt.subplots(1, len(changes.columns), figsize=(5.5 * len(changes.columns), 0.45 * len(changes) + 1.6),
                              sharey=True, squeeze=False)
     for ax, column in zip(axes[0], changes.columns):
         values = changes[column]
@@ -106,7 +106,7 @@ def plot_ablation(changes, spread=None, title=None, name=None):
             ax.legend(loc="lower right", fontsize=8)
         ax.invert_yaxis()
         ax.set_title(column)
-        ax.set_xlabel("change of validation perplexity (+ = worse without it)")
+        ax.set_xlabel("Δ validation perplexity (+ = worse without it)")
         ax.grid(alpha=0.3, axis="x")
     return _finish(fig, title, name)
 
