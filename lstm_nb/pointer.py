@@ -13,7 +13,7 @@ p = p_vocab). Only the target's probability is needed, so no vocabulary-sized ca
 is built. The mean is over the predicted tokens (pointer.py divides the summed loss by the number of
 tokens in the split, one more than the predictions).
 
-    lstm_nb.pointer.evaluate_run("run/awd-lstm-ptb-cpu/awd_lstm", theta=1.0, lambdah=0.1, window=500)
+    lstm_nb.pointer.evaluate_run("run/awd_lstm-ptb-cpu/awd_lstm", theta=1.0, lambdah=0.1, window=500)
 """
 
 import torch

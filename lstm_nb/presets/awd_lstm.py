@@ -25,8 +25,8 @@ from ..config import override
 POINTER = {"ptb": {"theta": 1.0, "lambdah": 0.1, "window": 500},
            "wikitext-2": {"theta": 0.662, "lambdah": 0.1279, "window": 3785}}
 
-# The paper's Table 4 rows: {row: (what it changes, the paper's (validation, test) perplexity on
-# PTB and on WikiText-2)}; the full recipe's row is fine-tuned, "no_finetune" is it before fine-tuning.
+# The paper's Table 4: {row: {corpus: (validation, test) perplexity}}; the full recipe's row is
+# fine-tuned, "no_finetune" is it before fine-tuning, "cache_pointer" is it read with the cache.
 PAPER = {
     "awd_lstm": {"ptb": (60.0, 57.3), "wikitext-2": (68.6, 65.8)},
     "no_finetune": {"ptb": (60.7, 58.8), "wikitext-2": (69.1, 66.0)},
@@ -41,7 +41,7 @@ PAPER = {
 }
 
 
-# What each ablation row removes, as the paper's Table 4 names it
+# The component each row of the table removes (or adds), in words, for the verdict and its figure
 COMPONENTS = {"no_finetune": "fine-tuning", "no_nt_asgd": "NT-ASGD", "no_variable_bptt": "variable sequence length",
               "no_embedding_dropout": "embedding dropout", "no_weight_decay": "weight decay", "no_ar_tar": "AR/TAR",
               "full_size_embedding": "embedding smaller than hidden", "no_weight_drop": "weight dropping",
