@@ -51,11 +51,12 @@ def averaging_sgd(model, optimizer_spec):
 
 def initial_progress():
     """The phase keys of a run's progress at its start (the loop keeps the rest)."""
-    return {"phase": "train", "averaging": False, "switched_after_epoch": None, "logs": [], "finetune": None}
+    return {"phase": "train", "switched_after_epoch": None, "logs": [], "finetune": None}
 
 
 def uses_averaging(progress):
-    return progress["phase"] == "finetune" or progress["averaging"]
+    """Whether the epochs now run on ASGD: after NT-ASGD's switch, and throughout fine-tuning."""
+    return progress["phase"] == "finetune" or progress["switched_after_epoch"] is not None
 
 
 @contextlib.contextmanager
@@ -108,9 +109,9 @@ def after_validation(cfg, progress, epoch, validation_loss):
     """The phase's rule after an epoch's validation: NT-ASGD's switch (returns "switch") or
     fine-tuning's stop; then the loss is logged, as main.py and finetune.py do."""
     decision = None
-    if progress["phase"] == "train" and cfg["nt_asgd"] and not progress["averaging"]:
+    if progress["phase"] == "train" and cfg["nt_asgd"] and progress["switched_after_epoch"] is None:
         if nonmono_triggered(progress["logs"], validation_loss, cfg["nt_asgd"]["nonmono"]):
-            progress.update(averaging=True, switched_after_epoch=epoch)
+            progress["switched_after_epoch"] = epoch
             decision = "switch"
         progress["logs"].append(validation_loss)
     elif progress["phase"] == "finetune":

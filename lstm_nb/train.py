@@ -262,7 +262,7 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         else:
             progress["stale"] += 1
         epoch_phase = progress["phase"] if progress["phase"] == "finetune" else (
-            "asgd" if progress["averaging"] else cfg["optimizer"]["name"].lower())
+            "asgd" if phases.uses_averaging(progress) else cfg["optimizer"]["name"].lower())
         if phases.after_validation(cfg, progress, epoch, valid_loss) == "switch":
             optimizer = phases.averaging_sgd(model, cfg["optimizer"])
         epoch_time = time.time() - start
