@@ -10,6 +10,7 @@ import re
 
 import torch
 
+from .data import SEQUENCE_TASKS
 from .errors import ExplainedError
 
 DEFAULTS = {
@@ -18,7 +19,10 @@ DEFAULTS = {
     "data": {"corpus": "ptb", "batch_size": 20, "bptt": 35, "eval_batch_size": 10, "instance_length": 500,
              "fraction": 1.0, "train_fraction": 1.0, "seed": 0,
              # test streams (None: eval_batch_size; AWD-LSTM tests with 1); AWD-LSTM's random window lengths
-             "test_batch_size": None, "variable_bptt": False},
+             "test_batch_size": None, "variable_bptt": False,
+             # the copy task's delay T or the adding problem's length T; their (train, valid, test) sequence
+             # counts (None: lstm_nb.data.DEFAULT_EXAMPLES)
+             "length": None, "examples": None},
     # passed to lstm_nb.models.build: "architecture" ("rnn" or "transformer") and that model's options
     "model": {"architecture": "rnn", "embedding_size": 200, "hidden_size": 200},
     "epochs": 10,
@@ -40,7 +44,8 @@ DEFAULTS = {
     "precision": "float32",
 }
 OPEN_SECTIONS = {"model", "optimizer", "scheduler"}  # free-form: their keys are checked by the model / torch
-CORPORA = ("ptb", "ptb-char", "wikitext-2", "brown")
+LANGUAGE_CORPORA = ("ptb", "ptb-char", "wikitext-2", "wikitext-103", "brown")
+CORPORA = LANGUAGE_CORPORA + SEQUENCE_TASKS
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")  # one folder name, no path separators
 
 
@@ -114,9 +119,21 @@ def _problems(cfg):
     need(data["test_batch_size"] is None or (_is_int(data["test_batch_size"]) and data["test_batch_size"] >= 1),
          "data.test_batch_size", "None or a positive integer")
     need(isinstance(data["variable_bptt"], bool), "data.variable_bptt", "true or false")
-    if data["corpus"] == "brown":
+    if data["corpus"] in ("brown",) + SEQUENCE_TASKS:
         need(data["test_batch_size"] is None and not data["variable_bptt"], "data.corpus",
-             "a token stream (not brown's fixed-length instances) for test_batch_size or variable_bptt")
+             "a token stream (not independent instances or sequences) for test_batch_size or variable_bptt")
+    if data["corpus"] in ("copy", "adding"):
+        need(_is_int(data["length"]) and data["length"] >= (1 if data["corpus"] == "copy" else 2), "data.length",
+             "the copy task's delay (≥ 1) or the adding problem's length (≥ 2)")
+        need(data["examples"] is None or (isinstance(data["examples"], (list, tuple)) and len(data["examples"]) == 3
+                                          and all(_is_int(n) and n >= 1 for n in data["examples"])),
+             "data.examples", "None or [train, valid, test] sequence counts (positive integers)")
+    else:
+        need(data["length"] is None and data["examples"] is None, "data.corpus",
+             "copy or adding for data.length and data.examples")
+    if data["corpus"] in SEQUENCE_TASKS and isinstance(model, dict):
+        need(model.get("architecture", "rnn") == "rnn" and "parameter_budget" not in model, "model",
+             "a recurrent model (architecture 'rnn') sized by hidden_size, not parameter_budget, for a sequence task")
     need(isinstance(model, dict), "model", "a dict of model options")
     if isinstance(model, dict):
         for key in ("embedding_size", "hidden_size", "num_layers", "parameter_budget", "num_heads"):
@@ -154,6 +171,7 @@ def _check_phases(cfg, need):
     if (cfg["ar"] or cfg["tar"]) and isinstance(cfg["model"], dict):
         need(cfg["model"].get("architecture", "rnn") == "rnn", "model.architecture",
              "'rnn' for ar and tar (they act on the recurrent layers' outputs)")
+        need(cfg["data"]["corpus"] in LANGUAGE_CORPORA, "data.corpus", "a language-model corpus for ar and tar")
     shapes = {"nt_asgd": {"nonmono"}, "finetune": {"epochs", "nonmono"}}
     for key, fields in shapes.items():
         spec = cfg[key]

@@ -1,213 +1,30 @@
-"""Real corpora, found or downloaded, checksum-verified, and batched for language modelling.
-
-Where a corpus is looked for, in order:
-  1. `data/<folder>/` in this repository (the loaders' cache);
-  2. `$LSTM_NB_DATA/<folder>/` (tests and CI point it at a folder holding the corpora; a relative
-     path is taken from the repository root, see `lstm_nb.paths`);
-  3. a download from the corpus' canonical public address into `data/<folder>/` (a host that stops
-     answering for DOWNLOAD_TIMEOUT seconds fails the download, with the message that offline gives).
-Every file is checked against the sha256 below before use; a mismatch is an error, never a warning.
+"""The batches the training loop reads: language-model token streams and instances, and the sequence
+tasks' (input, target) pairs. Every batches object is a task for the loop (`lstm_nb.objectives`
+lists what the loop asks of one); `build` makes the one a config's data section describes.
 
 Batching is the standard one for language models: a token stream is cut into B parallel streams
 (`batchify`) read in BPTT windows, the hidden state carried across windows (`StreamBatches`);
-the Brown character corpus instead comes as independent 500-character instances (`InstanceBatches`).
+the Brown character corpus instead comes as independent 500-character instances (`InstanceBatches`),
+and the sequence tasks (`lstm_nb.sequences`) as independent sequences (`SequenceBatches`).
 """
 
-import hashlib
-import http.client
 import itertools
-import shutil
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
-import zipfile
-from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import distributed
-from .errors import ExplainedError
-from .paths import DATA_ENV, checkout_root, data_env, repo_root
-from .progress import bar as progress_bar
+from . import distributed, objectives, sequences
+from .corpora import corpus_path
 
-DOWNLOAD_TIMEOUT = 30  # seconds a host may leave a download request unanswered
-
-
-@dataclass(frozen=True)
-class CorpusFiles:
-    title: str
-    folder: str  # relative to a data root
-    sha256: dict  # file name -> sha256 ("*" = digest of the whole folder, see `folder_digest`)
-    url: str
-    archive_member: str = ""  # where the files sit inside a downloaded archive
-
-
-# Hashes copied from ../shared/data/SHA256SUMS (see its SOURCES.md for provenance).
-CORPORA = {
-    "ptb": CorpusFiles(
-        "Penn Treebank (Mikolov)", "ptb",
-        {
-            "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
-            "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
-            "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
-        },
-        "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz", "simple-examples/data/",
-    ),
-    "ptb-char": CorpusFiles(
-        "Penn Treebank, character level (Mikolov)", "ptb",
-        {
-            "ptb.char.train.txt": "e313d91425e06c4f0a8fb6e881dcce0c291f2a0e9f4dda54833069b122f91da9",
-            "ptb.char.valid.txt": "21661f63ec355085879458b6524644d4add5573541b4be14fb52ab2e2e995eb8",
-            "ptb.char.test.txt": "1ef5607ac3c463b16e38bfe7900dd3bfc91de5a96e0f21e7eab5188b465b8ebe",
-        },
-        "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz", "simple-examples/data/",
-    ),
-    "wikitext-2": CorpusFiles(
-        "WikiText-2 (v1, tokenized)", "wikitext-2",
-        {
-            "train.txt": "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
-            "valid.txt": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
-            "test.txt": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
-        },
-        "https://raw.githubusercontent.com/pytorch/examples/main/word_language_model/data/wikitext-2/",
-    ),
-    "brown": CorpusFiles(
-        "Brown corpus (NLTK data package)", "nltk_data/corpora/brown",
-        # sha256 of the folder's 503 files listed as `sha256sum` lines sorted by name; the zip's own
-        # hash guards the download.
-        {"*": "fc973a35c0bba0bf0e45267144267be06ab6e5f310027cbac9b1afa2636ac7d9",
-         "brown.zip": "9b275f9b3b95d7bd66ccfb7cd259f445a13bbe5d1f4107aba09fd3e8364bafa6"},
-        "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/brown.zip", "brown/",
-    ),
-}
+SEQUENCE_TASKS = ("copy", "adding", "mnist", "pmnist", "cifar-10")
+DEFAULT_EXAMPLES = (10_000, 1_000, 1_000)  # (train, valid, test) sequences of copy and adding
 SPLIT_FILES = {
     "ptb": ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"),
     "ptb-char": ("ptb.char.train.txt", "ptb.char.valid.txt", "ptb.char.test.txt"),
     "wikitext-2": ("train.txt", "valid.txt", "test.txt"),
+    "wikitext-103": None,  # read from its zip (`load_wikitext103`)
 }
-
-
-class CorpusError(ExplainedError, RuntimeError):
-    """A corpus is missing, could not be downloaded, or does not match its checksum."""
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def folder_digest(folder):
-    """sha256 of `sha256sum`-style lines for every file in `folder`, sorted by name."""
-    lines = "".join(f"{sha256_file(p)}  {p.name}\n" for p in sorted(Path(folder).iterdir()) if p.is_file())
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def _verify(spec, folder):
-    for name, expected in spec.sha256.items():
-        if name == "brown.zip":
-            continue
-        path = folder if name == "*" else folder / name
-        actual = folder_digest(path) if name == "*" else sha256_file(path)
-        if actual != expected:
-            raise CorpusError(
-                f"{path} does not match its sha256 (expected {expected}, got {actual}). "
-                f"The file is corrupt or a different version of {spec.title}; delete it and let the "
-                f"loader download it again, or replace it with the original."
-            )
-
-
-def _candidates(spec):
-    roots = [repo_root() / "data"]
-    if data_env() is not None:
-        roots.append(data_env())
-    return [root / spec.folder for root in roots]
-
-
-def _present(spec, folder):
-    names = [n for n in spec.sha256 if n not in ("*", "brown.zip")]
-    return folder.is_dir() and all((folder / n).is_file() for n in names) and any(folder.iterdir())
-
-
-def _fetch(url, destination):
-    """Copy `url` into the file `destination`, with a progress bar."""
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(destination, "wb") as f:
-        size = int(response.headers.get("Content-Length") or 0) or None
-        with progress_bar(total=size, unit="B", unit_scale=True, desc=f"downloading {url.rsplit('/', 1)[-1]}",
-                  leave=False) as bar:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                f.write(block)
-                bar.update(len(block))
-
-
-def _download(spec, target):
-    """Fetch the corpus into `target` (a folder under data/); raise CorpusError when offline."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        tmp = Path(tmp)
-        per_file = spec.url.endswith("/")
-        try:
-            if per_file:
-                for name in spec.sha256:
-                    _fetch(spec.url + name, tmp / name)
-            else:
-                archive = tmp / Path(spec.url).name
-                _fetch(spec.url, archive)
-        except (OSError, http.client.HTTPException) as e:  # offline, refused, timed out, cut off
-            reason = e.reason if isinstance(e, urllib.error.URLError) else e
-            raise CorpusError(_missing_message(spec, f"downloading it from {spec.url} failed ({reason})")) from None
-        staged = tmp
-        if not per_file:
-            if "brown.zip" in spec.sha256 and sha256_file(archive) != spec.sha256["brown.zip"]:
-                raise CorpusError(f"the download of {spec.url} does not match its sha256; not used")
-            if archive.suffix == ".zip":
-                with zipfile.ZipFile(archive) as z:
-                    z.extractall(tmp / "extracted")
-            else:
-                with tarfile.open(archive) as t:
-                    t.extractall(tmp / "extracted", filter="data")
-            staged = tmp / "extracted" / spec.archive_member
-        target.mkdir(parents=True, exist_ok=True)
-        for p in staged.iterdir():
-            if p.is_file():
-                shutil.move(str(p), str(target / p.name))
-
-
-def _missing_message(spec, reason):
-    files = ", ".join(n for n in spec.sha256 if n not in ("*", "brown.zip")) or "NLTK's 'brown' package, unzipped"
-    searched = "\n  ".join(str(c) for c in _candidates(spec))
-    base = checkout_root() or repo_root()
-    setting = (f"{DATA_ENV} is set to {data_env()}" if data_env() is not None
-               else f"{DATA_ENV} is not set")
-    return (
-        f"{spec.title} was not found, and {reason}.\n"
-        f"Searched for {files} in:\n  {searched}\n"
-        f"({setting}.) Put the files into {_candidates(spec)[0]}, or set {DATA_ENV} to a folder that holds "
-        f"'{spec.folder}/' (a relative path is taken from {base}), or connect to the internet and run again."
-    )
-
-
-def corpus_path(name, download=True):
-    """The verified folder holding corpus `name` (a key of CORPORA)."""
-    if name not in CORPORA:
-        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
-    spec = CORPORA[name]
-    for folder in _candidates(spec):
-        if _present(spec, folder):
-            _verify(spec, folder)
-            return folder
-    if not download:
-        raise CorpusError(_missing_message(spec, "downloading was not allowed"))
-    target = _candidates(spec)[0]
-    _download(spec, target)
-    _verify(spec, target)
-    return target
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,11 +65,36 @@ def read_tokens(path):
 
 
 def load_token_corpus(name):
-    """(vocab, {"train", "valid", "test"} -> LongTensor) for ptb, ptb-char or wikitext-2."""
+    """(vocab, {"train", "valid", "test"} -> LongTensor) for ptb, ptb-char, wikitext-2 or wikitext-103."""
+    if name == "wikitext-103":
+        return load_wikitext103()
     folder = corpus_path(name)
     train, valid, test = (read_tokens(folder / f) for f in SPLIT_FILES[name])
     vocab = Vocabulary(train)
     return vocab, {"train": vocab.encode(train), "valid": vocab.encode(valid), "test": vocab.encode(test)}
+
+
+def load_wikitext103():
+    """WikiText-103 read line by line from its official zip (103M training tokens: a list of them as
+    Python strings would take gigabytes, so each line is encoded as it is read). Same vocabulary rule
+    and `<eos>` convention as `load_token_corpus`."""
+    import zipfile
+
+    stoi, splits = {}, {}
+    with zipfile.ZipFile(corpus_path("wikitext-103") / "wikitext-103-v1.zip") as archive:
+        for split in ("train", "valid", "test"):
+            ids = []
+            with archive.open(f"wikitext-103/wiki.{split}.tokens") as f:
+                for line in f:
+                    for token in line.decode("utf-8").split() + ["<eos>"]:
+                        if split == "train":
+                            ids.append(stoi.setdefault(token, len(stoi)))
+                        elif token in stoi:
+                            ids.append(stoi[token])
+                        else:
+                            raise ValueError(f"WikiText-103's {split} split has {token!r}, which its training split lacks")
+            splits[split] = torch.tensor(ids, dtype=torch.long)
+    return Vocabulary(list(stoi)), splits
 
 
 @lru_cache(maxsize=1)  # nltk takes seconds to read Brown; notebooks train several models on it
@@ -321,6 +163,7 @@ class StreamBatches:
     def __init__(self, splits, vocab, batch_size, bptt, eval_batch_size=10, unit="word", test_batch_size=None,
                  variable_bptt=False, seed=0):
         self.vocab, self.bptt, self.unit, self.variable_bptt, self.seed = vocab, bptt, unit, variable_bptt, seed
+        self.objective, self.model_inputs = objectives.NextToken(unit), {"vocab_size": len(vocab)}
         self.tokens = splits  # each split as one stream, for the evaluations that read it at batch size 1
         self.streams, self.sharded = {}, {}
         sizes = {"train": batch_size, "test": test_batch_size or eval_batch_size}
@@ -370,13 +213,28 @@ class StreamBatches:
             i += n
 
 
-class InstanceBatches:
-    """Independent fixed-length instances, shuffled per epoch (seeded by epoch); state starts at 0.
+def shuffled_batches(n, batch_size, split, seed, epoch):
+    """This rank's indices of each batch over `n` independent examples: the training split shuffled per
+    epoch by a generator seeded by (seed, epoch), the others in order.
 
-    Under torchrun rank r reads instances r, r + N, r + 2N, ... of every batch, so the ranks together
-    read the single-process batches. A last training batch with fewer instances than ranks is skipped
-    there (every rank must take each step).
-    """
+    Under torchrun rank r reads examples r, r + N, r + 2N, ... of every batch, so the ranks together
+    read the single-process batches. A last training batch with fewer examples than ranks is skipped
+    there (every rank must take each step)."""
+    order = torch.arange(n)
+    if split == "train":
+        order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n))
+    ranks = distributed.world_size()
+    for i in range(0, n, batch_size):
+        batch = order[i:i + batch_size]
+        if split == "train" and len(batch) < ranks:
+            continue
+        mine = batch[distributed.rank()::ranks]
+        if len(mine):
+            yield mine
+
+
+class InstanceBatches:
+    """Independent fixed-length instances, shuffled per epoch (`shuffled_batches`); state starts at 0."""
 
     carry_state = False
     variable_bptt = False
@@ -384,6 +242,7 @@ class InstanceBatches:
     def __init__(self, splits, vocab, batch_size, seed=0, unit="char"):
         self.instances, self.vocab, self.batch_size, self.seed, self.unit = splits, vocab, batch_size, seed, unit
         self.sharded = {split: distributed.active() for split in splits}
+        self.objective, self.model_inputs = objectives.NextToken(unit), {"vocab_size": len(vocab)}
 
     @property
     def splits(self):
@@ -397,17 +256,83 @@ class InstanceBatches:
 
     def batches(self, split, epoch=0):
         data = self.instances[split]
-        order = torch.arange(len(data))
-        if split == "train":
-            order = torch.from_numpy(np.random.default_rng([self.seed, epoch]).permutation(len(data)))
-        ranks = distributed.world_size()
-        for i in range(0, len(data), self.batch_size):
-            batch = order[i:i + self.batch_size]
-            if split == "train" and len(batch) < ranks:
-                continue
-            chunk = data[batch[distributed.rank()::ranks]].t()
-            if chunk.shape[1]:
-                yield chunk[:-1], chunk[1:]
+        for batch in shuffled_batches(len(data), self.batch_size, split, self.seed, epoch):
+            chunk = data[batch].t()
+            yield chunk[:-1], chunk[1:]
+
+
+class SequenceBatches:
+    """The sequence tasks' (input, target) pairs (`lstm_nb.sequences`), shuffled per epoch
+    (`shuffled_batches`); the state starts at 0 for every sequence. `encode` turns a batch of stored
+    rows into the model's time-major input, `encode_target` its targets."""
+
+    carry_state = False
+    variable_bptt = False
+
+    def __init__(self, splits, objective, model_inputs, batch_size, eval_batch_size, encode, encode_target,
+                 seed=0):
+        self.examples = {split: (torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)))
+                         for split, (x, y) in splits.items()}
+        self.objective, self.model_inputs, self.unit = objective, model_inputs, objective.unit
+        self.sizes = {split: batch_size if split == "train" else eval_batch_size for split in splits}
+        self.encode, self.encode_target, self.seed = encode, encode_target, seed
+        self.sharded = {split: distributed.active() for split in splits}
+
+    @property
+    def splits(self):
+        return list(self.examples)
+
+    def num_examples(self, split):
+        return len(self.examples[split][0])
+
+    def num_batches(self, split):
+        return -(-self.num_examples(split) // self.sizes[split])
+
+    def batches(self, split, epoch=0):
+        inputs, targets = self.examples[split]
+        for batch in shuffled_batches(len(inputs), self.sizes[split], split, self.seed, epoch):
+            yield self.encode(inputs[batch]), self.encode_target(targets[batch])
+
+
+def sequence_task(corpus, batch_size, eval_batch_size, length=None, examples=None, fraction=1.0, train_fraction=1.0,
+                  seed=0):
+    """The SequenceBatches of a sequence task: "copy" (delay `length`) and "adding" (`length` steps),
+    with `examples` = (train, valid, test) sequences drawn for `seed`, or pixel-by-pixel "mnist",
+    "pmnist" (one fixed permutation) and "cifar-10"; `fraction` and `train_fraction` as in `build`."""
+    if corpus in ("copy", "adding"):
+        sizes = dict(zip(("train", "valid", "test"), examples or DEFAULT_EXAMPLES))
+        make = sequences.copy_memory if corpus == "copy" else sequences.adding_problem
+        splits = {split: make(n, length, sequences.split_generator(seed, split)) for split, n in sizes.items()}
+    elif corpus in ("mnist", "pmnist"):
+        splits = sequences.pixel_mnist()
+    else:
+        splits = sequences.pixel_cifar10()
+    splits = {split: tuple(_head(a, fraction) for a in pair) for split, pair in splits.items()}
+    splits["train"] = tuple(_head(a, train_fraction) for a in splits["train"])
+
+    def time_major(batch):
+        return batch.transpose(0, 1)
+
+    if corpus == "copy":
+        symbols = sequences.COPY_SYMBOLS
+        return SequenceBatches(
+            splits, objectives.CopyRecall(sequences.COPY_RECALLED),
+            {"input_size": symbols, "output_size": symbols, "per_step": True, "one_hot": True},
+            batch_size, eval_batch_size, lambda x: time_major(x.long()), lambda y: time_major(y.long()), seed)
+    if corpus == "adding":
+        return SequenceBatches(splits, objectives.Regression(), {"input_size": 2, "output_size": 1}, batch_size,
+                               eval_batch_size, time_major, lambda y: y, seed)
+    permutation = torch.from_numpy(sequences.mnist_permutation()) if corpus == "pmnist" else None
+
+    def pixels(x):  # (B, steps[, channels]) bytes -> (steps, B, channels) in [0, 1]
+        if permutation is not None:
+            x = x[:, permutation]
+        x = x.float().div_(255)
+        return time_major(x if x.dim() == 3 else x.unsqueeze(-1))
+
+    channels = 3 if corpus == "cifar-10" else 1
+    return SequenceBatches(splits, objectives.Classification(), {"input_size": channels, "output_size": 10},
+                           batch_size, eval_batch_size, pixels, lambda y: y.long(), seed)
 
 
 def _head(tensor, fraction):
@@ -415,13 +340,16 @@ def _head(tensor, fraction):
 
 
 def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, fraction=1.0, train_fraction=1.0,
-          seed=0, test_batch_size=None, variable_bptt=False):
-    """The batches object for `corpus`. `fraction` < 1 keeps the head of every split (for smoke runs);
-    `train_fraction` < 1 then keeps the head of the training split alone, so that a short run sees a
-    model overfit (the regime where regularisation shows) while validation and test stay whole."""
+          seed=0, test_batch_size=None, variable_bptt=False, length=None, examples=None):
+    """The batches object for `corpus` (a config's data section). `fraction` < 1 keeps the head of every
+    split (for smoke runs); `train_fraction` < 1 then keeps the head of the training split alone, so
+    that a short run sees a model overfit (the regime where regularisation shows) while validation and
+    test stay whole. `length` and `examples` are the copy and adding tasks' (`sequence_task`)."""
     for name, value in (("fraction", fraction), ("train_fraction", train_fraction)):
         if not 0.0 < value <= 1.0:
             raise ValueError(f"{name} must be in (0, 1], got {value}")
+    if corpus in SEQUENCE_TASKS:
+        return sequence_task(corpus, batch_size, eval_batch_size, length, examples, fraction, train_fraction, seed)
 
     def heads(splits):
         splits = {s: _head(t, fraction) for s, t in splits.items()}

@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from . import checkpoints
+from .objectives import loss_metrics
 from .runs import cached
-from .train import evaluate, load_run, loss_metrics, window_loss
+from .train import evaluate, load_run, window_loss
 
 RULES = ("rms", "sgd")
 

@@ -28,8 +28,9 @@ from torch import nn
 
 from . import checkpoints
 from .cells.dropout import ZoneoutLSTM
+from .objectives import loss_metrics
 from .runs import cached
-from .train import load_run, loss_metrics
+from .train import load_run
 
 RATES = ("dropout", "input_dropout", "inter_layer_dropout", "embedding_dropout", "recurrent_dropout", "weight_drop",
          "state_dropout")

@@ -1,8 +1,10 @@
-"""The language model every notebook trains: embedding → recurrent layers → decoder.
+"""The models the notebooks train: the language model (embedding → recurrent layers → decoder), its
+Transformer baseline, and the sequence model of the long-memory and pixel tasks.
 
 The recurrent layers come from `lstm_nb.cells` by name, so any registered cell drops in. Each layer
-is its own 1-layer module so that dropout can sit between layers and the decoder can read either the
-last layer or, as in the official Mogrifier code, the sum of every layer's output.
+of the language model is its own 1-layer module so that dropout can sit between layers and the
+decoder can read either the last layer or, as in the official Mogrifier code, the sum of every
+layer's output.
 """
 
 import math
@@ -105,6 +107,37 @@ class TransformerLanguageModel(nn.Module):
         x = self.embedding(tokens) * math.sqrt(self.embedding.embedding_dim) + self.positions[:T]
         mask = nn.Transformer.generate_square_subsequent_mask(T, device=tokens.device)
         return self.decoder(self.encoder(self.dropout(x), mask=mask, is_causal=True)), None
+
+
+class SequenceModel(nn.Module):
+    """A sequence task's model: recurrent layers of any registered cell, then a linear head on the last
+    layer's output at the last step (one class or value per sequence: pixel MNIST, adding) or, with
+    `per_step`, at every step (copy). With `one_hot` the inputs are symbol ids, fed one-hot."""
+
+    def __init__(self, input_size, output_size, hidden_size, num_layers=1, cell="lstm", cell_options=None,
+                 per_step=False, one_hot=False):
+        super().__init__()
+        self.input_size, self.per_step, self.one_hot = input_size, per_step, one_hot
+        self.rnn = cells.build(cell, input_size, hidden_size, num_layers=num_layers, **(cell_options or {}))
+        self.head = nn.Linear(hidden_size, output_size)
+
+    def forward(self, inputs, state=None):
+        """inputs (T, B, input_size), or (T, B) symbol ids with `one_hot` → outputs (T, B, O) with
+        `per_step`, else (B, O); and the recurrent layers' final state."""
+        x = F.one_hot(inputs, self.input_size).float() if self.one_hot else inputs
+        out, state = self.rnn(x, state)
+        return self.head(out if self.per_step else out[-1]), state
+
+
+def build_sequence_model(input_size, output_size, per_step=False, one_hot=False, architecture="rnn", **options):
+    """The SequenceModel of a sequence task (sizes from its data, `data.SequenceBatches.model_inputs`)
+    and a config's `model` section."""
+    if architecture != "rnn":
+        raise ValueError(f"a sequence task trains a recurrent model (architecture 'rnn'), not {architecture!r}")
+    try:
+        return SequenceModel(input_size, output_size, per_step=per_step, one_hot=one_hot, **options)
+    except TypeError as e:
+        raise ValueError(f"bad option for the sequence model: {e}") from e
 
 
 def build(vocab_size, architecture="rnn", parameter_budget=None, **options):

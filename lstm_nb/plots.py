@@ -11,7 +11,8 @@ from matplotlib.ticker import MaxNLocator
 from . import checkpoints, paths
 
 # The unit of a metric, by the end of its name: what the y axis says.
-UNITS = {"loss": "loss (nats per token)", "perplexity": "perplexity", "bpc": "bits per character"}
+UNITS = {"loss": "loss (nats per token)", "perplexity": "perplexity", "bpc": "bits per character",
+         "accuracy": "accuracy (fraction correct)", "mse": "mean squared error"}
 # Models that compute the same function (`lstm` and `nn.LSTM`) draw the same curve: a line style and
 # a marker per model keep every line visible where they overlap.
 STYLES = [{"linestyle": ls, "marker": m} for ls, m in zip(["-", "--", ":", "-."] * 2, "osD^vP*X")]
@@ -36,17 +37,22 @@ def axis_label(metric):
     return UNITS.get(metric.rsplit("_", 1)[-1], metric.replace("_", " "))
 
 
-def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None, name=None):
-    """One panel per metric (titled by the split, the y axis by its unit), one line per model, whole
-    epochs on the x axis; saved as figures/<name>.png when `name` is given."""
+def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None, name=None, ylabels=None,
+                baselines=None):
+    """One panel per metric (titled by the split, the y axis by its unit, or `ylabels[metric]`), one
+    line per model, whole epochs on the x axis; `baselines` ({metric: (value, label)}) draws a dashed
+    reference line in that panel. Saved as figures/<name>.png when `name` is given."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         groups = frame.groupby("model", sort=False)
         for (model, rows), style in zip(groups, itertools.cycle(STYLES)):
             ax.plot(rows["epoch"], rows[metric], markersize=5, label=model, **style)
+        if metric in (baselines or {}):
+            value, label = baselines[metric]
+            ax.axhline(value, color="black", linestyle="--", linewidth=1.2, label=label)
         ax.set_title(metric.rsplit("_", 1)[0].replace("_", " "))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(axis_label(metric))
+        ax.set_ylabel((ylabels or {}).get(metric) or axis_label(metric))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
@@ -111,6 +117,29 @@ def plot_ablation(changes, spread=None, title=None, name=None):
     return _finish(fig, title, name)
 
 
+def plot_gates(gates, title=None, name=None):
+    """Two panels over the units of each model in `gates` ({label: effective forget gate values}):
+    the distribution of the gate f, and of the timescale 1/(1 − f) on a log axis, as step lines so that
+    every model stays visible. Saved as figures/<name>.png when `name` is given."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    ticks = np.logspace(0, 4, 41)
+    for (label, values), style in zip(gates.items(), itertools.cycle(STYLES)):
+        f = np.asarray(values, dtype=np.float64).ravel()
+        kw = {"histtype": "step", "linewidth": 1.6, "linestyle": style["linestyle"], "label": label,
+              "weights": np.full(len(f), 1 / len(f))}
+        left.hist(f, bins=np.linspace(0, 1, 41), **kw)
+        right.hist(np.clip(1 / np.maximum(1 - f, 1e-12), 1, ticks[-1]), bins=ticks, **kw)
+    left.set_xlabel("effective forget gate f")
+    right.set_xlabel("timescale 1/(1 − f) (steps)")
+    right.set_xscale("log")
+    for ax, what in ((left, "gate"), (right, "timescale")):
+        ax.set_ylabel("fraction of values")
+        ax.set_title(f"{what} distribution")
+        ax.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    return _finish(fig, title, name)
+
+
 def _finish(fig, title, name):
     if title:
         fig.suptitle(title)
@@ -123,5 +152,6 @@ def _finish(fig, title, name):
 def figure_title(corpus, preset):
     """The one title format of every figure: '<corpus>, <preset> preset'."""
     corpora = {"brown": "Brown, characters", "ptb": "Penn Treebank, words", "ptb-char": "Penn Treebank, characters",
-               "wikitext-2": "WikiText-2, words"}
+               "wikitext-2": "WikiText-2, words", "copy": "Copy memory", "adding": "Adding problem",
+               "mnist": "Sequential MNIST", "pmnist": "Permuted MNIST", "cifar-10": "Sequential CIFAR-10"}
     return f"{corpora.get(corpus, corpus)}, {preset} preset"

@@ -19,8 +19,9 @@ tokens in the split, one more than the predictions).
 import torch
 import torch.nn.functional as F
 
+from .objectives import loss_metrics
 from .runs import cached
-from .train import load_run, loss_metrics
+from .train import load_run
 
 
 @torch.no_grad()

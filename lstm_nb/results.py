@@ -13,7 +13,8 @@ def summaries(pattern="*", run_root=None):
     """Every finished run whose experiment matches `pattern` (a glob), one row each.
 
     An experiment named `<notebook>-<dataset>-<preset>` gives the `preset` column. Word-level rows get
-    perplexities, character-level rows bits per character; `dynamic_*` columns come from
+    perplexities, character-level rows bits per character, classification and copy rows accuracy, the
+    adding problem's rows MSE (`unit` says which); `dynamic_*` columns come from
     `dynamic_eval_chosen.json` when dynamic evaluation was run, `mc_*` columns from
     `mc_dropout_chosen.json` when MC-dropout evaluation was; `before_finetune_*` from a fine-tuned
     run's summary (its best model before fine-tuning), `pointer_*` from `pointer.json` (the cache
@@ -22,7 +23,7 @@ def summaries(pattern="*", run_root=None):
     rows = []
     for path in sorted(Path(run_root or paths.run_dir()).glob(f"{pattern}/*/metrics.json")):
         summary = json.loads(path.read_text())
-        unit = "perplexity" if "best_validation_perplexity" in summary else "bpc"
+        unit = next(u for u in ("perplexity", "bpc", "accuracy", "mse", "loss") if f"best_validation_{u}" in summary)
         row = {
             "dataset": summary["corpus"],
             "preset": summary["experiment"].rsplit("-", 1)[-1],

@@ -41,11 +41,14 @@ def _command():
     return shlex.join([Path(sys.executable).name, *sys.argv])
 
 
-def describe_environment(cfg, vocab_size, n_params, device):
+def describe_environment(cfg, model_inputs, n_params, device):
+    """config.json: `model_inputs` are the data's model sizes (`train.build_model`); a language model's
+    vocabulary size is also written as `vocab_size`."""
     return {
         "config": cfg,
         "seed": cfg["seed"],
-        "vocab_size": vocab_size,
+        **({"vocab_size": model_inputs["vocab_size"]} if "vocab_size" in model_inputs else {}),
+        "model_inputs": model_inputs,
         "parameters": n_params,
         "device": str(device),
         "world_size": distributed.world_size(),  # processes under torchrun (a resume needs the same)
@@ -162,7 +165,7 @@ def resume_state(cfg, folder, data, n_params, device):
             )
         print(f"{name}: resuming {folder} after epoch {ckpt['progress']['epoch']}")
     if not readable_json(folder / "config.json"):
-        checkpoints.save_json(describe_environment(cfg, len(data.vocab), n_params, device), folder / "config.json")
+        checkpoints.save_json(describe_environment(cfg, data.model_inputs, n_params, device), folder / "config.json")
     for metrics in ckpt["progress"]["history"] if ckpt else []:
         path = folder / f"metrics_epoch_{metrics['epoch']}.json"
         if not readable_json(path):

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import checkpoints, distributed, models, phases, presets, runs
 from . import data as data_module
@@ -81,16 +80,6 @@ def make_scheduler(optimizer, spec):
     return None if spec is None else _from_torch(torch.optim.lr_scheduler, spec, optimizer)
 
 
-def loss_metrics(prefix, loss, unit):
-    """`<prefix>_loss` (nats per token) plus perplexity (words) or bits per character (chars)."""
-    out = {f"{prefix}_loss": loss}
-    if unit == "word":
-        out[f"{prefix}_perplexity"] = math.exp(loss) if loss < 700 else math.inf
-    else:
-        out[f"{prefix}_bpc"] = loss / math.log(2)
-    return out
-
-
 def _tensorboard(folder):
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -106,24 +95,31 @@ def autocast(precision, device):
 
 
 @torch.no_grad()
-def evaluate(model, data, split, device, precision="float32"):
-    """Mean NLL per token over the whole split (token-weighted), dropout off, state carried. Under
-    torchrun each rank reads its share of the streams and the sums are added over ranks."""
+def evaluation(model, data, split, device, precision="float32"):
+    """The task's metrics over the whole split ({"loss": mean loss, ...}; a language model's loss is
+    the mean NLL per token, token-weighted), dropout off, state carried where the data carries it.
+    Under torchrun each rank reads its share and the sums are added over ranks."""
     model.eval()
-    state, total, count = None, 0.0, 0
+    state, sums = None, {}
     with autocast(precision, device):
         for x, y in data.batches(split):
             x, y = x.to(device), y.to(device)
-            logits, state = model(x, state if data.carry_state else None)
-            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="sum").item()
-            count += y.numel()
+            output, state = model(x, state if data.carry_state else None)
+            for name, (total, count) in data.objective.statistics(output, y).items():
+                before = sums.get(name, (0.0, 0))
+                sums[name] = (before[0] + total, before[1] + count)
     if data.sharded[split]:
-        total, count = distributed.sum_over_ranks(total, count)
-    return total / count
+        sums = {name: distributed.sum_over_ranks(*pair) for name, pair in sums.items()}
+    return {name: total / count for name, (total, count) in sums.items()}
+
+
+def evaluate(model, data, split, device, precision="float32"):
+    """The mean loss over the whole split (`evaluation`'s "loss")."""
+    return evaluation(model, data, split, device, precision)["loss"]
 
 
 def window_loss(model, data, x, y, state, device, ar=0.0, tar=0.0):
-    """(mean next-token loss, AR + TAR penalty, new state) of one (input, target) window, from `state`
+    """(the task's mean loss, AR + TAR penalty, new state) of one (input, target) window, from `state`
     (detached: truncated BPTT) when the data's windows continue each other, else from zeros."""
     x, y = x.to(device), y.to(device)
     state = models.detach_state(state) if data.carry_state else None
@@ -132,12 +128,12 @@ def window_loss(model, data, x, y, state, device, ar=0.0, tar=0.0):
         penalty = phases.activation_regularization(raw, dropped, ar, tar)
     else:
         (logits, state), penalty = model(x, state), 0.0
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)), penalty, state
+    return data.objective.loss(logits, y), penalty, state
 
 
 def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None, max_length=None):
-    """One pass over the training split; returns the token-weighted mean training loss (the
-    next-token loss alone, without AR/TAR), over every rank's tokens under torchrun, where `model` is
+    """One pass over the training split; returns the mean training loss, weighted by the targets (the
+    task's loss alone, without AR/TAR), over every rank's targets under torchrun, where `model` is
     the DistributedDataParallel wrapper. With variable BPTT each step's learning rate is scaled by the
     window's length / bptt (main.py); `max_length` caps the lengths (fine-tuning)."""
     model.train()
@@ -165,8 +161,24 @@ def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None, max_lengt
     return total / count
 
 
-def build_model(cfg, vocab_size):
-    return models.build(vocab_size, **cfg["model"])
+def build_model(cfg, model_inputs):
+    """The model of `cfg` for its data: `model_inputs` is the data's ({"vocab_size": V} for a language
+    model, input and output sizes for a sequence task)."""
+    if "vocab_size" in model_inputs:
+        return models.build(model_inputs["vocab_size"], **cfg["model"])
+    return models.build_sequence_model(**model_inputs, **cfg["model"])
+
+
+@contextlib.contextmanager
+def flushed_denormals():
+    """Gradients carried back through hundreds of steps (pixel MNIST's 784) shrink into denormal
+    floats, which x86 CPUs compute with up to ~100× slower; flushed to zero, they cost nothing. Only
+    values below 1.2e-38 change. Restored to torch's default (off) afterwards."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def train(config, run_root=None):
@@ -185,12 +197,14 @@ def train(config, run_root=None):
     seed_everything(cfg["seed"])
     device = distributed.device(cfg["device"])
     data = data_module.build(**cfg["data"])
-    model = build_model(cfg, len(data.vocab)).to(device)
+    model = build_model(cfg, data.model_inputs).to(device)
     optimizer = make_optimizer(model, cfg["optimizer"])
     scheduler = make_scheduler(optimizer, cfg["scheduler"])
     if distributed.active():  # the same initial weights everywhere, different dropout masks per rank
         torch.manual_seed(cfg["seed"] * 1000 + distributed.rank())
     with contextlib.ExitStack() as held:
+        held.enter_context(flushed_denormals())
+
         def lock():
             folder.mkdir(parents=True, exist_ok=True)
             held.enter_context(checkpoints.locked(folder))
@@ -228,7 +242,7 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     writer = _tensorboard(folder) if distributed.is_main() else None
-    unit = data.unit
+    metrics_of = data.objective.metrics  # {"loss": …, …} → the metrics files' names
     while (phase := phases.next_phase(cfg, progress)) is not None:
         if phase == "start_finetune":  # finetune.py: the best model, a fresh averaged SGD
             model.load_state_dict(distributed.on_main(lambda: runs.best_model_state(folder, progress, "cpu")))
@@ -245,7 +259,8 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
             train_loss = train_epoch(net, data, optimizer, cfg, epoch, device, desc=f"{name} epoch {epoch}",
                                      max_length=max_length)
             with phases.averaged_weights(model, optimizer) as averaged:
-                valid_loss = evaluate(model, data, "valid", device, cfg["precision"])
+                valid = evaluation(model, data, "valid", device, cfg["precision"])
+                valid_loss = valid["loss"]
                 evaluated_state = runs.copy_state(model) if averaged else None
             if not math.isfinite(valid_loss):
                 raise NonFiniteLossError(f"the validation loss became {valid_loss} at epoch {epoch}")
@@ -258,7 +273,7 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
             scheduler.step(valid_loss) if is_plateau else scheduler.step()
         improved = valid_loss < progress["best_validation_loss"]
         if improved:
-            progress.update(best_epoch=epoch, best_validation_loss=valid_loss, stale=0)
+            progress.update(best_epoch=epoch, best_validation_loss=valid_loss, best_validation=valid, stale=0)
         else:
             progress["stale"] += 1
         epoch_phase = progress["phase"] if progress["phase"] == "finetune" else (
@@ -276,9 +291,9 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
             "best_epoch": progress["best_epoch"],
             "phase": epoch_phase,
             "averaged_weights": averaged,
-            **loss_metrics("training", train_loss, unit),
-            **loss_metrics("validation", valid_loss, unit),
-            **loss_metrics("best_validation", progress["best_validation_loss"], unit),
+            **metrics_of("training", {"loss": train_loss}),
+            **metrics_of("validation", valid),
+            **metrics_of("best_validation", {"loss": progress["best_validation_loss"]}),
             "training_duration": progress["duration"],
             "epoch_duration": epoch_time,
             "learning_rate": optimizer.param_groups[0]["lr"],
@@ -305,19 +320,20 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         "best_epoch": progress["best_epoch"], "training_duration": progress["duration"],
         "mean_epoch_duration": progress["duration"] / max(progress["epoch"], 1),
         "world_size": distributed.world_size(),
-        **loss_metrics("best_validation", progress["best_validation_loss"], unit),
+        # the best epoch's validation metrics (checkpoints written before there were tasks hold its loss alone)
+        **metrics_of("best_validation", progress.get("best_validation") or {"loss": progress["best_validation_loss"]}),
     }
     if "test" in data.splits:
-        summary.update(loss_metrics("test", evaluate(model, data, "test", device, cfg["precision"]), unit))
+        summary.update(metrics_of("test", evaluation(model, data, "test", device, cfg["precision"])))
     if cfg["nt_asgd"]:
         summary["switched_to_asgd_after_epoch"] = progress["switched_after_epoch"]
     if progress["phase"] == "finetune":
         before = progress["finetune"]["before"]
         summary.update({"finetune_epochs": progress["epoch"] - progress["finetune"]["start_epoch"],
                         "before_finetune_best_epoch": before["epoch"],
-                        **loss_metrics("before_finetune_best_validation", before["validation_loss"], unit)})
+                        **metrics_of("before_finetune_best_validation", {"loss": before["validation_loss"]})})
         if "test_loss" in before:
-            summary.update(loss_metrics("before_finetune_test", before["test_loss"], unit))
+            summary.update(metrics_of("before_finetune_test", {"loss": before["test_loss"]}))
     distributed.on_main(lambda: checkpoints.save_json(summary, folder / "metrics.json"))
     if writer is not None:
         writer.close()
@@ -355,7 +371,7 @@ def load_model(folder, which="best.pt", device="cpu"):
     """The trained model of a run folder, rebuilt from its config.json."""
     folder = Path(folder)
     described = runs.read_config(folder)
-    model = build_model(described["config"], described["vocab_size"])
+    model = build_model(described["config"], described.get("model_inputs") or {"vocab_size": described["vocab_size"]})
     try:
         state = checkpoints.load(folder / which, map_location=device)["model"]
     except checkpoints.CheckpointError as e:

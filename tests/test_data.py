@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import REPO
 
-from lstm_nb import data, paths
+from lstm_nb import corpora, data, paths
 
 
 def test_ptb_word_level_counts():
@@ -65,8 +65,8 @@ def test_wrong_checksum_is_refused(data_root, tmp_path, monkeypatch, home):
     ptb = _copy_ptb(data_root, tmp_path)
     with open(ptb / "ptb.valid.txt", "a") as f:
         f.write("one extra line\n")
-    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "corpora"))
-    with pytest.raises(data.CorpusError, match="does not match its sha256"):
+    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
+    with pytest.raises(corpora.CorpusError, match="does not match its sha256"):
         data.load_token_corpus("ptb")
 
 
@@ -74,25 +74,25 @@ def test_brown_checksum_covers_every_file(data_root, tmp_path, monkeypatch, home
     target = tmp_path / "corpora" / "nltk_data" / "corpora" / "brown"
     shutil.copytree(data_root / "nltk_data" / "corpora" / "brown", target)
     (target / "cj01").write_text((target / "cj01").read_text().replace("the", "teh", 1))
-    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "corpora"))
-    with pytest.raises(data.CorpusError, match="does not match its sha256"):
-        data.corpus_path("brown")
+    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
+    with pytest.raises(corpora.CorpusError, match="does not match its sha256"):
+        corpora.corpus_path("brown")
 
 
 def _unreachable_wikitext(monkeypatch, url):
-    spec = data.CORPORA["wikitext-2"]
-    monkeypatch.setitem(data.CORPORA, "wikitext-2", data.CorpusFiles(spec.title, spec.folder, spec.sha256, url))
+    spec = corpora.CORPORA["wikitext-2"]
+    monkeypatch.setitem(corpora.CORPORA, "wikitext-2", corpora.CorpusFiles(spec.title, spec.folder, spec.sha256, url))
 
 
 def test_missing_corpus_offline_says_where_it_looked_first_and_short(tmp_path, monkeypatch, home):
-    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "nothing-here"))
+    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "nothing-here"))
     _unreachable_wikitext(monkeypatch, "http://127.0.0.1:9/wikitext-2/")  # refused at once, as offline
-    with pytest.raises(data.CorpusError) as e:
-        data.corpus_path("wikitext-2")
+    with pytest.raises(corpora.CorpusError) as e:
+        corpora.corpus_path("wikitext-2")
     message = str(e.value)
     searched = message.split("Searched for train.txt, valid.txt, test.txt in:\n")[1].split("\n(")[0]
     assert searched.split() == [str(home / "data" / "wikitext-2"), str(tmp_path / "nothing-here" / "wikitext-2")]
-    assert f"{data.DATA_ENV} is set to {tmp_path / 'nothing-here'}" in message and "Connection refused" in message
+    assert f"{corpora.DATA_ENV} is set to {tmp_path / 'nothing-here'}" in message and "Connection refused" in message
     assert "second form" not in message
     assert e.value.__cause__ is None and e.value.__suppress_context__  # no network traceback chained before it
     assert e.value._render_traceback_() == [f"CorpusError: {message}"]  # Jupyter shows the message alone
@@ -103,15 +103,15 @@ def test_a_host_that_stops_answering_fails_the_download_after_the_timeout(tmp_pa
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)  # the kernel accepts the connection; nobody ever answers
-    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "nothing-here"))
+    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "nothing-here"))
     monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 1)
     _unreachable_wikitext(monkeypatch, f"http://127.0.0.1:{silent.getsockname()[1]}/wikitext-2/")
     outcome = []
 
     def download():
         try:
-            data.corpus_path("wikitext-2")
-        except data.CorpusError as e:
+            corpora.corpus_path("wikitext-2")
+        except corpora.CorpusError as e:
             outcome.append(str(e))
 
     worker = threading.Thread(target=download, daemon=True)
@@ -126,13 +126,13 @@ def test_a_relative_data_folder_means_the_same_folder_from_anywhere(data_root, t
     """LSTM_NB_DATA=../shared/data from the repository root must also work from notebooks/ (JupyterLab's
     kernel) and from a temporary folder with another LSTM_NB_HOME (the tests' runner)."""
     relative = os.path.relpath(data_root.resolve(), REPO)
-    monkeypatch.setenv(data.DATA_ENV, relative)
+    monkeypatch.setenv(corpora.DATA_ENV, relative)
     for cwd, home in ((REPO, None), (REPO / "notebooks", None), (tmp_path, tmp_path)):
         monkeypatch.chdir(cwd)
         if home:
             monkeypatch.setenv("LSTM_NB_HOME", str(home))
         assert paths.data_env() == data_root.resolve()
-        assert data.corpus_path("ptb") in (data_root.resolve() / "ptb", REPO / "data" / "ptb")
+        assert corpora.corpus_path("ptb") in (data_root.resolve() / "ptb", REPO / "data" / "ptb")
 
 
 def test_batchify_makes_parallel_streams():

@@ -148,3 +148,30 @@ def test_dropout_inference_timings_use_the_seeds_sizes_and_length(preset):
     inference = presets.get("dropout_layernorm", preset)["inference"]
     assert inference == {"sizes": lstms_pth.SEED_SIZES, "steps": 1000}  # test_speed.py's SIZES and N_ITER
     assert all(len(ratios) == len(lstms_pth.SEED_SIZES) for ratios in lstms_pth.SEED_SPEEDUP.values())
+
+
+def test_gating_paper_preset_is_the_reimplementations_configs_and_variants_differ_in_their_cell_alone():
+    from lstm_nb.presets import ur_lstm
+
+    paper = presets.training_configs("ur_lstm", "paper")
+    copy, adding = paper["ur_lstm-copy-paper"]["ur_lstm-s1"], paper["ur_lstm-adding-paper"]["ur_lstm-s1"]
+    assert (copy["data"]["length"], copy["model"]["hidden_size"], copy["data"]["batch_size"]) == (480, 256, 10)
+    assert copy["epochs"] * copy["data"]["examples"][0] // copy["data"]["batch_size"] == 10_000  # steps
+    assert (adding["data"]["length"], adding["model"]["hidden_size"], adding["data"]["batch_size"]) == (2000, 256, 10)
+    assert adding["epochs"] * adding["data"]["examples"][0] // adding["data"]["batch_size"] == 100_000
+    for task in ("mnist", "pmnist", "cifar-10"):
+        image = paper[f"ur_lstm-{task}-paper"]["lstm-s1"]
+        assert (image["model"]["hidden_size"], image["data"]["batch_size"], image["epochs"]) == (1024, 50, 150)
+    for preset in ("smoke", "cpu", "paper"):
+        for experiment, runs in presets.training_configs("ur_lstm", preset).items():
+            for cfg in runs.values():
+                assert cfg["optimizer"] == {"name": "AdamW", "lr": cfg["optimizer"]["lr"]} and cfg["clip"] == 1.0
+                reference = runs[ur_lstm.run_name("lstm", cfg["seed"])]
+                differs = {k for k in cfg if cfg[k] != reference[k]} - {"model_name"}
+                assert differs <= {"model"}, (experiment, cfg["model_name"], differs)
+                assert {k: v for k, v in cfg["model"].items() if k not in ("cell", "cell_options")} == \
+                    {k: v for k, v in reference["model"].items() if k != "cell"}
+                if cfg["model"]["cell"] == "chrono_lstm":  # T_max = the sequence's length
+                    steps = {"copy": cfg["data"].get("length", 0) + 20, "adding": cfg["data"].get("length")}
+                    assert cfg["model"]["cell_options"]["t_max"] == steps.get(cfg["data"]["corpus"],
+                                                                               1024 if cfg["data"]["corpus"] == "cifar-10" else 784)

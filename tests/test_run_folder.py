@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from lstm_nb import checkpoints, plots, train
+from lstm_nb import checkpoints, objectives, plots, train
 from lstm_nb.config import ConfigError
 
 
@@ -58,7 +58,7 @@ def test_non_finite_numbers_are_written_as_valid_json(tmp_path):
         raise ValueError(f"not JSON: {constant}")
 
     assert json.loads(path.read_text(), parse_constant=refuse) == {"loss": None, "ppl": [1.0, None], "ok": 2.5}
-    assert train.loss_metrics("validation", 800.0, "word")["validation_perplexity"] == math.inf  # in memory
+    assert objectives.loss_metrics("validation", 800.0, "word")["validation_perplexity"] == math.inf  # in memory
 
 
 def _hold_lock(folder, ready):
@@ -128,9 +128,9 @@ def test_a_damaged_best_model_of_a_finished_run_says_what_to_do_and_that_works(h
 
 
 def test_a_best_model_that_cannot_be_rebuilt_says_what_to_do_and_that_works(home, monkeypatch):
-    real_evaluate, validation_losses = train.evaluate, iter([5.0, 6.0] * 2)
-    monkeypatch.setattr(train, "evaluate", lambda model, data, split, *args: (
-        next(validation_losses) if split == "valid" else real_evaluate(model, data, split, *args)))
+    real_evaluation, validation_losses = train.evaluation, iter([5.0, 6.0] * 2)
+    monkeypatch.setattr(train, "evaluation", lambda model, data, split, *args: (
+        {"loss": next(validation_losses)} if split == "valid" else real_evaluation(model, data, split, *args)))
     summary = train.train(tiny(epochs=2))  # best epoch 1, kept beside the last one
     folder = folder_of(home)
     unfinish(folder)
@@ -236,7 +236,7 @@ def test_a_refused_configuration_does_not_block_the_corrected_one(home):
 
 
 def test_divergence_says_what_to_do(home, monkeypatch):
-    monkeypatch.setattr(train, "evaluate", lambda *args: math.nan)
+    monkeypatch.setattr(train, "evaluation", lambda *args: {"loss": math.nan})
     with pytest.raises(train.NonFiniteLossError, match=r"faults/lstm: the validation loss became nan at epoch 1; "
                                                        r"no epoch had finished.*lower optimizer.lr.*clip.*model_name"):
         train.train(tiny(epochs=1))

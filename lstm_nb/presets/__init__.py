@@ -11,9 +11,10 @@ parameters)` → {experiment: {model: config}}.
 
 import copy
 
-from . import awd_lstm, dropout_layernorm, mogrifier
+from . import awd_lstm, dropout_layernorm, mogrifier, ur_lstm
 
-_NOTEBOOKS = {"mogrifier": mogrifier, "dropout_layernorm": dropout_layernorm, "awd_lstm": awd_lstm}
+_NOTEBOOKS = {"mogrifier": mogrifier, "dropout_layernorm": dropout_layernorm, "awd_lstm": awd_lstm,
+              "ur_lstm": ur_lstm}
 PRESETS = {notebook: module.PRESETS for notebook, module in _NOTEBOOKS.items()}
 
 

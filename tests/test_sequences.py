@@ -1,0 +1,318 @@
+"""The sequence tasks (copy, adding, pixel MNIST, CIFAR-10), their objectives, the WikiText-103 and
+CIFAR-10 loaders on fixtures written in the real formats, the sequence model, and an exact resume of
+a classification run after SIGKILL."""
+
+import io
+import json
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lstm_nb import cells, corpora, data, gates, models, objectives, sequences, train
+from lstm_nb.config import ConfigError, make_config
+
+
+def test_copy_sequences_have_arjovskys_layout():
+    delay = 7
+    inputs, targets = sequences.copy_memory(50, delay, np.random.default_rng(0))
+    assert inputs.shape == targets.shape == (50, delay + 20)
+    head = inputs[:, :10]
+    assert head.min() >= 1 and head.max() <= 8
+    assert (inputs[:, 10:10 + delay - 1] == 0).all()  # T − 1 blanks
+    assert (inputs[:, 10 + delay - 1] == 9).all()  # the delimiter
+    assert (inputs[:, -10:] == 0).all()
+    assert (targets[:, :delay + 10] == 0).all() and (targets[:, -10:] == head).all()
+    assert len(np.unique(head)) == 8  # every data symbol is drawn
+
+
+def test_the_memoryless_answer_scores_the_stated_baseline():
+    """Blank with certainty until the recall, then uniform over the 8 data symbols: the best answer
+    that ignores the input, scored by the task's own objective on a generated batch."""
+    delay = 30
+    batches = data.build("copy", batch_size=16, eval_batch_size=16, length=delay, examples=[16, 16, 16])
+    _, y = next(batches.batches("test"))
+    steps, batch = y.shape
+    log_probs = torch.full((steps, batch, sequences.COPY_SYMBOLS), -math.inf)
+    log_probs[:-10, :, 0] = 0.0
+    log_probs[-10:, :, 1:9] = -math.log(8)
+    stats = batches.objective.statistics(log_probs, y)
+    means = {name: total / count for name, (total, count) in stats.items()}
+    assert means["loss"] == pytest.approx(sequences.copy_baseline(delay), abs=1e-6)
+    assert sequences.copy_baseline(delay) == pytest.approx(10 * math.log(8) / (delay + 20))
+    assert means["recall_loss"] == pytest.approx(math.log(8), abs=1e-6)
+
+
+def test_adding_has_one_marker_in_each_half_and_the_target_is_their_sum():
+    length = 11
+    inputs, targets = sequences.adding_problem(200, length, np.random.default_rng(1))
+    values, markers = inputs[..., 0], inputs[..., 1]
+    assert ((values >= 0) & (values < 1)).all()
+    assert set(np.unique(markers)) == {0.0, 1.0}
+    half = length // 2
+    assert (markers[:, :half].sum(1) == 1).all() and (markers[:, half:].sum(1) == 1).all()
+    assert np.allclose(targets, (values * markers).sum(1))
+    # always answering 1 scores 1/6 on average (the stated baseline), here within sampling error
+    _, big_targets = sequences.adding_problem(100_000, length, np.random.default_rng(2))
+    assert np.mean((big_targets - 1) ** 2) == pytest.approx(sequences.ADDING_BASELINE, rel=0.02)
+
+
+def test_synthetic_splits_are_fixed_by_the_seed_and_differ_between_splits():
+    a = data.build("adding", batch_size=4, eval_batch_size=4, length=10, examples=[8, 8, 8], seed=3)
+    b = data.build("adding", batch_size=4, eval_batch_size=4, length=10, examples=[8, 8, 8], seed=3)
+    for split in ("train", "valid", "test"):
+        assert torch.equal(a.examples[split][0], b.examples[split][0])
+    assert not torch.equal(a.examples["train"][0], a.examples["test"][0])
+    other = data.build("adding", batch_size=4, eval_batch_size=4, length=10, examples=[8, 8, 8], seed=4)
+    assert not torch.equal(a.examples["train"][0], other.examples["train"][0])
+
+
+def test_sequential_mnist_reads_each_image_pixel_by_pixel(data_root):
+    batches = data.build("mnist", batch_size=5, eval_batch_size=5, fraction=0.01)
+    raw = sequences.pixel_mnist()
+    x, labels = next(batches.batches("test"))
+    assert x.shape == (784, 5, 1)
+    images = torch.from_numpy(raw["test"][0][:5]).float() / 255
+    assert torch.equal(x[0, :, 0], images[:, 0]) and torch.equal(x[-1, :, 0], images[:, -1])
+    assert torch.equal(x[:, :, 0].t(), images)
+    assert torch.equal(labels, torch.from_numpy(raw["test"][1][:5]).long())
+    assert len(raw["train"][0]) == 55_000 and len(raw["valid"][0]) == 5_000 and len(raw["test"][0]) == 10_000
+
+
+def test_permuted_mnist_uses_one_permutation_for_every_image_split_and_run(data_root):
+    perm = sequences.mnist_permutation()
+    assert sorted(perm) == list(range(784)) and not (perm == np.arange(784)).all()
+    in_another_process = subprocess.run(
+        [sys.executable, "-c", "from lstm_nb import sequences; print(sequences.mnist_permutation().tolist())"],
+        capture_output=True, text=True, check=True).stdout
+    assert json.loads(in_another_process) == perm.tolist()
+    batches = data.build("pmnist", batch_size=6, eval_batch_size=6, fraction=0.01)
+    raw = sequences.pixel_mnist()
+    for split in ("train", "valid", "test"):
+        for epoch in (0, 1):
+            x, labels = next(batches.batches(split, epoch))
+            seen = x[:, :, 0].t()  # (images, steps)
+            for row, label in zip(seen, labels):  # find each image by its pixels, whatever the shuffle
+                images = torch.from_numpy(raw[split][0][:len(batches.examples[split][0])]).float() / 255
+                matches = (images[:, perm] == row).all(1).nonzero()
+                assert len(matches) >= 1 and raw[split][1][matches[0].item()] == label
+
+
+def _cifar_fixture(folder, images_per_batch=3):
+    """A CIFAR-10 python archive in the official layout (pickled dicts of b"data" rows: 1024 red, 1024
+    green, 1024 blue values, row by row; b"labels"), with known pixel values."""
+    rng = np.random.default_rng(5)
+    folder.mkdir(parents=True, exist_ok=True)
+    archive, batches = folder / "cifar-10-python.tar.gz", {}
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+            entry = {b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=np.uint8),
+                     b"labels": rng.integers(0, 10, images_per_batch).tolist(), b"batch_label": name.encode()}
+            batches[name] = entry
+            payload = pickle.dumps(entry)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return archive, batches
+
+
+def _pin(monkeypatch, name, archive):
+    spec = corpora.CORPORA[name]
+    monkeypatch.setitem(corpora.CORPORA, name, corpora.CorpusFiles(
+        spec.title, spec.folder, {archive.name: corpora.sha256_file(archive)}, spec.url))
+
+
+def test_cifar10_reader_reads_the_official_format(tmp_path, monkeypatch, home):
+    archive, written = _cifar_fixture(tmp_path / "corpora" / "cifar-10")
+    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
+    _pin(monkeypatch, "cifar-10", archive)
+    splits = sequences.pixel_cifar10(valid_images=2)
+    assert [len(splits[s][0]) for s in ("train", "valid", "test")] == [13, 2, 3]
+    first = written["data_batch_1"][b"data"][0]
+    assert (splits["train"][0][0] == np.stack([first[:1024], first[1024:2048], first[2048:]], 1)).all()
+    batches = data.build("cifar-10", batch_size=3, eval_batch_size=3)
+    x, labels = next(batches.batches("test"))
+    assert x.shape == (1024, 3, 3)
+    assert torch.equal(x[0, 0], torch.tensor(written["test_batch"][b"data"][0][[0, 1024, 2048]]).float() / 255)
+    assert labels.tolist() == written["test_batch"][b"labels"]
+
+
+def test_cifar10_with_a_wrong_checksum_is_refused(tmp_path, monkeypatch, home):
+    _cifar_fixture(tmp_path / "corpora" / "cifar-10")  # not the real archive: the real pin must refuse it
+    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
+    with pytest.raises(corpora.CorpusError, match="cifar-10-python.tar.gz does not match its sha256"):
+        sequences.pixel_cifar10()
+
+
+def _wikitext103_fixture(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = folder / "wikitext-103-v1.zip"
+    text = {"train": " = Valkyria = \n the game began <unk> \n", "valid": " the game \n", "test": " = began = \n"}
+    with zipfile.ZipFile(archive, "w") as z:
+        for split, body in text.items():
+            z.writestr(f"wikitext-103/wiki.{split}.tokens", body)
+    return archive
+
+
+def test_wikitext103_reader_reads_its_zip_and_refuses_a_wrong_checksum(tmp_path, monkeypatch, home):
+    archive = _wikitext103_fixture(tmp_path / "corpora" / "wikitext-103")
+    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
+    with pytest.raises(corpora.CorpusError, match="wikitext-103-v1.zip does not match its sha256"):
+        data.load_token_corpus("wikitext-103")
+    _pin(monkeypatch, "wikitext-103", archive)
+    vocab, splits = data.load_token_corpus("wikitext-103")
+    assert vocab.decode(splits["train"].tolist()) == ["=", "Valkyria", "=", "<eos>", "the", "game", "began", "<unk>", "<eos>"]
+    assert vocab.decode(splits["test"].tolist()) == ["=", "began", "=", "<eos>"]
+    assert len(vocab) == 7
+
+
+@pytest.mark.parametrize("name, files", [("cifar-10", "cifar-10-python.tar.gz"),
+                                         ("wikitext-103", "wikitext-103-v1.zip"),
+                                         ("mnist", "train-images-idx3-ubyte")])
+def test_offline_the_loaders_name_the_files_and_the_folder(name, files, tmp_path, monkeypatch, home):
+    spec = corpora.CORPORA[name]
+    monkeypatch.setitem(corpora.CORPORA, name, corpora.CorpusFiles(
+        spec.title, spec.folder, spec.sha256, "http://127.0.0.1:9/", gzipped=spec.gzipped))  # refused, as offline
+    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "nothing-here"))
+    with pytest.raises(corpora.CorpusError) as e:
+        corpora.corpus_path(name)
+    message = str(e.value)
+    assert files in message and f"Put the files into {home / 'data' / spec.folder}" in message
+    assert str(tmp_path / "nothing-here" / spec.folder) in message and "Connection refused" in message
+    assert not (home / "data" / spec.folder).exists()
+
+
+def test_objectives_equal_a_direct_computation():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 10), torch.randint(0, 10, (6,))
+    stats = objectives.Classification().statistics(logits, labels)
+    assert stats["loss"][0] == pytest.approx(-torch.log_softmax(logits, -1)[range(6), labels].sum().item(), rel=1e-6)
+    assert stats["accuracy"] == ((logits.argmax(1) == labels).sum().item(), 6)
+    values, target = torch.randn(5, 1), torch.randn(5)
+    assert objectives.Regression().loss(values, target).item() == pytest.approx(((values[:, 0] - target) ** 2).mean().item())
+    steps = torch.randn(25, 3, 10)
+    wanted = torch.randint(0, 10, (25, 3))
+    copy = objectives.CopyRecall().statistics(steps, wanted)
+    assert copy["accuracy"] == ((steps[-10:].argmax(-1) == wanted[-10:]).sum().item(), 30)
+    assert copy["recall_loss"][0] == pytest.approx(
+        F.cross_entropy(steps[-10:].reshape(-1, 10), wanted[-10:].reshape(-1), reduction="sum").item(), rel=1e-6)
+
+
+def test_the_sequence_model_reads_the_last_step_or_every_step():
+    torch.manual_seed(0)
+    model = models.build_sequence_model(input_size=3, output_size=4, hidden_size=5, cell="ur_lstm")
+    x = torch.randn(9, 2, 3)
+    out, _ = model(x)
+    hidden, _ = model.rnn(x)
+    assert torch.allclose(out, model.head(hidden[-1]))
+    per_step = models.build_sequence_model(input_size=10, output_size=10, hidden_size=5, per_step=True, one_hot=True)
+    symbols = torch.randint(0, 10, (9, 2))
+    out, _ = per_step(symbols)
+    hidden, _ = per_step.rnn(F.one_hot(symbols, 10).float())
+    assert out.shape == (9, 2, 10) and torch.allclose(out, per_step.head(hidden))
+
+
+def test_sequence_task_options_are_checked_before_anything_is_written():
+    for bad, message in [
+        ({"data": {"corpus": "copy"}}, "data.length"),
+        ({"data": {"corpus": "adding", "length": 1}}, "data.length"),
+        ({"data": {"corpus": "copy", "length": 5, "examples": [10, 0, 5]}}, "data.examples"),
+        ({"data": {"corpus": "ptb", "length": 5}}, "copy or adding for data.length"),
+        ({"data": {"corpus": "mnist", "variable_bptt": True}}, "token stream"),
+        ({"data": {"corpus": "mnist"}, "model": {"parameter_budget": 1000}}, "sized by hidden_size"),
+        ({"data": {"corpus": "copy", "length": 5}, "ar": 1.0}, "language-model corpus"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            make_config(bad)
+
+
+def tiny_mnist(epochs=3):
+    return {"experiment": "tiny_mnist", "model_name": "ur", "epochs": epochs, "clip": 1.0,
+            "data": {"corpus": "pmnist", "batch_size": 8, "eval_batch_size": 20, "fraction": 0.004},
+            "model": {"cell": "ur_lstm", "hidden_size": 6}, "optimizer": {"name": "Adam", "lr": 3e-3}}
+
+
+def test_a_classification_run_killed_mid_epoch_resumes_to_identical_metrics(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(tiny_mnist()))
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    straight = {**env, "LSTM_NB_HOME": str(tmp_path / "straight")}
+    done = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=straight, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    killed = {**env, "LSTM_NB_HOME": str(tmp_path / "killed")}
+    folder = tmp_path / "killed" / "run" / "tiny_mnist" / "ur"
+    proc = subprocess.Popen([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (folder / "checkpoint_epoch_1.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.01)
+    time.sleep(0.3)  # into epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (folder / "metrics_epoch_3.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed, capture_output=True,
+                             text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    expected = tmp_path / "straight" / "run" / "tiny_mnist" / "ur"
+    for epoch in (1, 2, 3):
+        a = json.loads((expected / f"metrics_epoch_{epoch}.json").read_text())
+        b = json.loads((folder / f"metrics_epoch_{epoch}.json").read_text())
+        keys = ("training_loss", "validation_loss", "validation_accuracy")
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}, f"epoch {epoch}"
+    a, b = (json.loads((f / "metrics.json").read_text()) for f in (expected, folder))
+    assert (a["test_loss"], a["test_accuracy"]) == (b["test_loss"], b["test_accuracy"])
+    assert 0 <= a["test_accuracy"] <= 1 and a["best_validation_accuracy"] is not None
+
+
+def test_a_sequence_run_reports_its_task_metrics(home):
+    summary = train.train({"experiment": "tiny_copy", "model_name": "lstm", "epochs": 1,
+                           "data": {"corpus": "copy", "length": 5, "examples": [32, 16, 16], "batch_size": 8},
+                           "model": {"cell": "lstm", "hidden_size": 8}})
+    for key in ("test_loss", "test_recall_loss", "test_accuracy", "best_validation_accuracy"):
+        assert key in summary
+    described = json.loads((home / "run" / "tiny_copy" / "lstm" / "config.json").read_text())
+    assert described["model_inputs"] == {"input_size": 10, "output_size": 10, "per_step": True, "one_hot": True}
+    model = train.load_model(home / "run" / "tiny_copy" / "lstm")
+    batches = data.build(**make_config(described["config"])["data"])
+    assert train.evaluation(model, batches, "test", "cpu")["accuracy"] == pytest.approx(summary["test_accuracy"])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "nn.LSTM", "u_lstm", "chrono_lstm"])
+def test_the_effective_forget_gate_of_an_lstm_is_sigma_of_its_forget_preactivation(cell):
+    torch.manual_seed(0)
+    layer = cells.build(cell, 3, 5, **({"t_max": 40} if cell == "chrono_lstm" else {}))
+    x = torch.randn(4, 2, 3)
+    h, _ = layer(x)
+    previous = torch.cat([torch.zeros(1, 2, 5), h[:-1]])
+    z = x @ layer.weight_ih_l0.T + layer.bias_ih_l0 + previous @ layer.weight_hh_l0.T + layer.bias_hh_l0
+    expected = torch.sigmoid(z[..., 5:10]).reshape(-1, 5)
+    assert torch.allclose(gates.effective_forget_gates(layer, x), expected, atol=1e-6)
+    at_rest = gates.effective_forget_gates(layer, batch=3)
+    assert torch.allclose(at_rest, torch.sigmoid(layer.bias_ih_l0 + layer.bias_hh_l0)[5:10].expand(3, 5), atol=1e-6)
+
+
+def test_the_effective_forget_gate_of_a_ur_lstm_is_the_refined_gate():
+    torch.manual_seed(0)
+    layer = cells.build("ur_lstm", 3, 5)
+    x = torch.randn(4, 2, 3)
+    h, _ = layer(x)
+    previous = torch.cat([torch.zeros(1, 2, 5), h[:-1]])
+    z = x @ layer.weight_ih_l0.T + layer.bias_ih_l0 + previous @ layer.weight_hh_l0.T + layer.bias_hh_l0
+    b_f = layer.ur_bias_l0
+    r, f = torch.sigmoid(z[..., :5] - b_f), torch.sigmoid(z[..., 5:10] + b_f)
+    g = r * (1 - (1 - f) ** 2) + (1 - r) * f ** 2  # Gu et al. (2020), eq. of the refine gate
+    assert torch.allclose(gates.effective_forget_gates(layer, x), g.reshape(-1, 5), atol=1e-6)
+    assert torch.allclose(gates.timescales(torch.tensor([0.0, 0.5, 0.99])), torch.tensor([1.0, 2.0, 100.0]))
