@@ -104,7 +104,7 @@ def test_a_host_that_stops_answering_fails_the_download_after_the_timeout(tmp_pa
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)  # the kernel accepts the connection; nobody ever answers
     monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "nothing-here"))
-    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 1)
+    monkeypatch.setattr(corpora, "DOWNLOAD_TIMEOUT", 1)
     _unreachable_wikitext(monkeypatch, f"http://127.0.0.1:{silent.getsockname()[1]}/wikitext-2/")
     outcome = []
 
