@@ -273,7 +273,7 @@ class SequenceBatches:
                  seed=0):
         self.examples = {split: (torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)))
                          for split, (x, y) in splits.items()}
-        self.objective, self.model_inputs, self.unit = objective, model_inputs, objective.unit
+        self.objective, self.model_inputs = objective, model_inputs
         self.sizes = {split: batch_size if split == "train" else eval_batch_size for split in splits}
         self.encode, self.encode_target, self.seed = encode, encode_target, seed
         self.sharded = {split: distributed.active() for split in splits}
@@ -282,11 +282,8 @@ class SequenceBatches:
     def splits(self):
         return list(self.examples)
 
-    def num_examples(self, split):
-        return len(self.examples[split][0])
-
     def num_batches(self, split):
-        return -(-self.num_examples(split) // self.sizes[split])
+        return -(-len(self.examples[split][0]) // self.sizes[split])
 
     def batches(self, split, epoch=0):
         inputs, targets = self.examples[split]

@@ -31,6 +31,16 @@ def loss_metrics(prefix, loss, unit):
     return out
 
 
+def per_step_cross_entropy(logits, target, reduction="mean"):
+    """Cross-entropy of a class per step: logits (T, B, C), target (T, B)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1), reduction=reduction)
+
+
+def named(prefix, means):
+    """{"<prefix>_<name>": mean}: the metrics files' names of a task's means."""
+    return {f"{prefix}_{name}": value for name, value in means.items()}
+
+
 class NextToken:
     """Language modelling: cross-entropy of every next token, in nats per token (`unit` "word" adds
     perplexity, "char" bits per character)."""
@@ -38,12 +48,10 @@ class NextToken:
     def __init__(self, unit):
         self.unit = unit
 
-    def loss(self, logits, target):
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
+    loss = staticmethod(per_step_cross_entropy)
 
     def statistics(self, logits, target):
-        total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1), reduction="sum")
-        return {"loss": (total.item(), target.numel())}
+        return {"loss": (per_step_cross_entropy(logits, target, "sum").item(), target.numel())}
 
     def metrics(self, prefix, means):
         return loss_metrics(prefix, means["loss"], self.unit)
@@ -53,8 +61,6 @@ class Classification:
     """One class per sequence (pixel-by-pixel MNIST, CIFAR-10), read from the last step: cross-entropy
     in nats per sequence, and accuracy."""
 
-    unit = "sequence"
-
     def loss(self, logits, target):
         return F.cross_entropy(logits.float(), target)
 
@@ -63,8 +69,7 @@ class Classification:
         correct = (logits.argmax(-1) == target).sum().item()
         return {"loss": (total, target.numel()), "accuracy": (correct, target.numel())}
 
-    def metrics(self, prefix, means):
-        return {f"{prefix}_{name}": value for name, value in means.items()}
+    metrics = staticmethod(named)
 
 
 class CopyRecall:
@@ -73,32 +78,24 @@ class CopyRecall:
     where the sequence's first symbols are to be written back: a model that remembers nothing scores
     log 8 nats there, and 10·log 8 / (T + 20) over all steps (`lstm_nb.sequences.copy_baseline`)."""
 
-    unit = "step"
-
     def __init__(self, recalled=10):
         self.recalled = recalled
 
-    def loss(self, logits, target):
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
+    loss = staticmethod(per_step_cross_entropy)
 
     def statistics(self, logits, target):
-        flat = logits.float().reshape(-1, logits.shape[-1])
-        total = F.cross_entropy(flat, target.reshape(-1), reduction="sum").item()
-        tail, wanted = logits[-self.recalled:].float(), target[-self.recalled:]
-        recall = F.cross_entropy(tail.reshape(-1, tail.shape[-1]), wanted.reshape(-1), reduction="sum").item()
+        tail, wanted = logits[-self.recalled:], target[-self.recalled:]
         correct = (tail.argmax(-1) == wanted).sum().item()
-        return {"loss": (total, target.numel()), "recall_loss": (recall, wanted.numel()),
+        return {"loss": (per_step_cross_entropy(logits, target, "sum").item(), target.numel()),
+                "recall_loss": (per_step_cross_entropy(tail, wanted, "sum").item(), wanted.numel()),
                 "accuracy": (correct, wanted.numel())}
 
-    def metrics(self, prefix, means):
-        return {f"{prefix}_{name}": value for name, value in means.items()}
+    metrics = staticmethod(named)
 
 
 class Regression:
     """One value per sequence (the adding problem): the loss is the mean squared error, also written
     as `<split>_mse`."""
-
-    unit = "sequence"
 
     def loss(self, output, target):
         return F.mse_loss(output.squeeze(-1).float(), target)

@@ -99,12 +99,12 @@ def test_permuted_mnist_uses_one_permutation_for_every_image_split_and_run(data_
     batches = data.build("pmnist", batch_size=6, eval_batch_size=6, fraction=0.01)
     raw = sequences.pixel_mnist()
     for split in ("train", "valid", "test"):
+        permuted = torch.from_numpy(raw[split][0][:len(batches.examples[split][0])][:, perm]).float() / 255
         for epoch in (0, 1):
             x, labels = next(batches.batches(split, epoch))
             seen = x[:, :, 0].t()  # (images, steps)
             for row, label in zip(seen, labels):  # find each image by its pixels, whatever the shuffle
-                images = torch.from_numpy(raw[split][0][:len(batches.examples[split][0])]).float() / 255
-                matches = (images[:, perm] == row).all(1).nonzero()
+                matches = (permuted == row).all(1).nonzero()
                 assert len(matches) >= 1 and raw[split][1][matches[0].item()] == label
 
 
