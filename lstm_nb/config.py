@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from .data import SEQUENCE_TASKS
+from .data import SEQUENCE_TASKS, STREAM_CORPORA
 from .errors import ExplainedError
 
 DEFAULTS = {
@@ -44,7 +44,7 @@ DEFAULTS = {
     "precision": "float32",
 }
 OPEN_SECTIONS = {"model", "optimizer", "scheduler"}  # free-form: their keys are checked by the model / torch
-LANGUAGE_CORPORA = ("ptb", "ptb-char", "wikitext-2", "wikitext-103", "brown")
+LANGUAGE_CORPORA = STREAM_CORPORA + ("brown",)
 CORPORA = LANGUAGE_CORPORA + SEQUENCE_TASKS
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")  # one folder name, no path separators
 

@@ -9,6 +9,7 @@ and the sequence tasks (`lstm_nb.sequences`) as independent sequences (`Sequence
 """
 
 import itertools
+import zipfile
 from functools import lru_cache
 
 import numpy as np
@@ -23,8 +24,8 @@ SPLIT_FILES = {
     "ptb": ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"),
     "ptb-char": ("ptb.char.train.txt", "ptb.char.valid.txt", "ptb.char.test.txt"),
     "wikitext-2": ("train.txt", "valid.txt", "test.txt"),
-    "wikitext-103": None,  # read from its zip (`load_wikitext103`)
 }
+STREAM_CORPORA = (*SPLIT_FILES, "wikitext-103")  # token streams; WikiText-103 is read from its zip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -78,8 +79,6 @@ def load_wikitext103():
     """WikiText-103 read line by line from its official zip (103M training tokens: a list of them as
     Python strings would take gigabytes, so each line is encoded as it is read). Same vocabulary rule
     and `<eos>` convention as `load_token_corpus`."""
-    import zipfile
-
     stoi, splits = {}, {}
     with zipfile.ZipFile(corpus_path("wikitext-103") / "wikitext-103-v1.zip") as archive:
         for split in ("train", "valid", "test"):
@@ -356,8 +355,8 @@ def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, 
         vocab, splits = load_brown_instances(instance_length, seed=seed)
         splits = heads(splits)
         return InstanceBatches(splits, vocab, batch_size, seed=seed, unit="char")
-    if corpus not in SPLIT_FILES:
-        raise ValueError(f"unknown corpus {corpus!r}; known: brown, {', '.join(SPLIT_FILES)}")
+    if corpus not in STREAM_CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; known: brown, {', '.join(STREAM_CORPORA + SEQUENCE_TASKS)}")
     vocab, splits = load_token_corpus(corpus)
     splits = heads(splits)
     unit = "char" if corpus.endswith("-char") else "word"
