@@ -1,5 +1,6 @@
 """Speed and memory of every cell against nn.LSTM, measured in one run:
-`python -m lstm_nb.bench [--json] [--cells lstm mogrifier ...] [--shapes 20x35x200 ...] [--repeats 3]`
+`python -m lstm_nb.bench [--json] [--cells lstm mogrifier ...] [--shapes 20x35x200 ...] [--repeats 3]
+[--gemm torch onednn]`; with `--lm`, a whole language-model training epoch instead (`lstm_nb.bench_lm`).
 
 For each (batch, bptt, hidden) shape — PTB-like by default — one training step (forward + backward of
 a sum over the outputs, input size = hidden size) of each implementation is timed, all implementations
@@ -7,6 +8,8 @@ interleaved round after round so that the machine's drift hits them alike; the b
 Ratios are to nn.LSTM and to the from-scratch `lstm` of the same run. Memory is what autograd keeps
 for the backward (bytes of distinct tensors saved), plus the CUDA peak on a GPU. The row
 `mogrifier_products_only` is no cell: only the matrix products of a full-rank Mogrifier step, its floor.
+Our cells run their matrix products through `lstm_nb.gemm`: `--gemm` times them under each listed
+backend (default: the one `LSTM_NB_GEMM` selects), each ratio to `lstm` taken under the same backend.
 """
 
 import argparse
@@ -17,7 +20,7 @@ from functools import partial
 
 import torch
 
-from . import cells
+from . import cells, gemm
 
 SHAPES = [(20, 35, 200), (20, 35, 650), (64, 70, 1150)]
 
@@ -48,15 +51,15 @@ def mogrifier_products(batch, bptt, hidden, device, rounds=5):
     def step():
         for src_t, xh_t in zip(src, xh):
             for w_t in maps_t:
-                src_t @ w_t
-            xh_t @ w_cat.t()
+                gemm.mm(src_t, w_t)
+            gemm.mm(xh_t, w_cat.t())
         for d_z_t, d_a_t in zip(d_z, d_a):
-            d_z_t @ w_cat
+            gemm.mm(d_z_t, w_cat)
             for w in maps:
-                d_a_t @ w
-        d_z.reshape(-1, 4 * H).t() @ xh.reshape(-1, 2 * H)
+                gemm.mm(d_a_t, w)
+        gemm.mm(d_z.reshape(-1, 4 * H).t(), xh.reshape(-1, 2 * H))
         for _ in maps:
-            d_a.reshape(-1, H).t() @ src.reshape(-1, H)
+            gemm.mm(d_a.reshape(-1, H).t(), src.reshape(-1, H))
 
     return step
 
@@ -77,46 +80,48 @@ def saved_bytes(step):
     return out, sum(seen.values())
 
 
-def bench_shape(names, batch, bptt, hidden, repeats, device):
+def bench_shape(names, batch, bptt, hidden, repeats, device, backends):
+    """One row per implementation at one shape: nn.LSTM once, each of ours under every backend."""
     torch.manual_seed(0)
     x = torch.randn(bptt, batch, hidden, device=device, requires_grad=True)
     layers = {n: cells.build(VARIANTS.get(n, n), hidden, hidden, **options(n, bptt, hidden)).to(device)
               for n in names if n not in FLOORS}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def training_step(layer):
-        out = layer(x)[0]
-        out.sum().backward()
+    def summed_output(layer):
+        return layer(x)[0].sum()
 
-    steps = {n: FLOORS[n](batch, bptt, hidden, device) if n in FLOORS else partial(training_step, layers[n]) for n in names}
-    times = {n: [] for n in names}
-    memory, cuda_peak = {n: 0 for n in FLOORS}, {}
-    for n, layer in layers.items():  # the memory of one step
-        _, memory[n] = saved_bytes(lambda layer=layer: layer(x)[0].sum())
-    for step in steps.values():  # warm-up
-        step()
+    def training_step(layer):
+        summed_output(layer).backward()
+
+    steps = {n: FLOORS[n](batch, bptt, hidden, device) if n in FLOORS else partial(training_step, layers[n])
+             for n in names}
+    runs = [("nn.LSTM", None)] + [(n, b) for n in names if n != "nn.LSTM" for b in backends]  # nn.LSTM: no gemm
+    times = {run: [] for run in runs}
+    memory, cuda_peak = {}, {}
+    for n, b in runs:
+        with gemm.using(b):
+            memory[n, b] = saved_bytes(partial(summed_output, layers[n]))[1] if n in layers else 0
+            steps[n]()  # warm-up
     for _ in range(repeats):
-        for n, step in steps.items():
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            sync()
-            start = time.perf_counter()
-            step()
-            sync()
-            times[n].append(time.perf_counter() - start)
-            if device.type == "cuda":
-                cuda_peak[n] = torch.cuda.max_memory_allocated() / 2**20
+        for n, b in runs:
+            with gemm.using(b):
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                sync()
+                start = time.perf_counter()
+                steps[n]()
+                sync()
+                times[n, b].append(time.perf_counter() - start)
+                if device.type == "cuda":
+                    cuda_peak[n, b] = torch.cuda.max_memory_allocated() / 2**20
+    best = {run: 1e3 * min(t) for run, t in times.items()}
     rows = []
-    for n in names:
-        row = {"cell": n, "batch": batch, "bptt": bptt, "hidden": hidden, "ms": 1e3 * min(times[n]),
-               "saved_MB": memory[n] / 2**20}
-        if n in cuda_peak:
-            row["cuda_peak_MB"] = cuda_peak[n]
-        rows.append(row)
-    base = {r["cell"]: r["ms"] for r in rows}
-    for r in rows:
-        r["vs_nn.LSTM"] = r["ms"] / base["nn.LSTM"]
-        r["vs_lstm"] = r["ms"] / base["lstm"]
+    for n, b in runs:
+        rows.append({"cell": n, "gemm": b or "-", "batch": batch, "bptt": bptt, "hidden": hidden, "ms": best[n, b],
+                     "vs_nn.LSTM": best[n, b] / best["nn.LSTM", None], "vs_lstm": best[n, b] / best["lstm", b or backends[0]],
+                     "saved_MB": memory[n, b] / 2**20,
+                     **({"cuda_peak_MB": cuda_peak[n, b]} if cuda_peak else {})})
     return rows
 
 
@@ -128,9 +133,32 @@ def main(argv=None):
                         help="BATCHxBPTTxHIDDEN")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--gemm", nargs="+", choices=gemm.BACKENDS, default=[gemm.backend()],
+                        help="matrix-product backends to time our models under (default: LSTM_NB_GEMM's)")
+    parser.add_argument("--lm", action="store_true", help="time a language model's training epoch instead")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[200, 650], help="--lm: hidden = embedding sizes")
+    parser.add_argument("--fraction", type=float, default=0.02, help="--lm: the head of PTB's training split")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args(argv)
 
+    backends = list(dict.fromkeys(gemm.resolve(b) for b in args.gemm))  # oneDNN missing: torch
+    machine = gemm.describe()
+    if not args.json:
+        print(f"CPU: {machine['cpu'] or 'unknown'}; {gemm.ENV}={machine['requested']} selects {machine['backend']}; "
+              f"timed under: {', '.join(backends)}", flush=True)
+    device = torch.device(args.device)
+    if args.lm:
+        from . import bench_lm  # imports this module's saved_bytes
+
+        rows = bench_lm.run(args.sizes, args.fraction, args.repeats, backends, device, print_table=not args.json)
+    else:
+        rows = bench_cells(args, parser, backends, device)
+    if args.json:
+        json.dump({"machine": machine, "rows": rows}, sys.stdout, indent=1)
+        print()
+
+
+def bench_cells(args, parser, backends, device):
     names = list(dict.fromkeys(["nn.LSTM", "lstm", *args.cells]))  # the references always run
     unknown = set(names) - set(cells.available()) - set(VARIANTS) - set(FLOORS)
     if unknown:
@@ -138,17 +166,16 @@ def main(argv=None):
     rows = []
     for shape in args.shapes:
         batch, bptt, hidden = (int(v) for v in shape.split("x"))
-        rows += bench_shape(names, batch, bptt, hidden, args.repeats, torch.device(args.device))
+        shape_rows = bench_shape(names, batch, bptt, hidden, args.repeats, device, backends)
+        rows += shape_rows
         if not args.json:
-            print(f"(batch, bptt, hidden) = ({batch}, {bptt}, {hidden}) on {args.device}, "
+            print(f"(batch, bptt, hidden) = ({batch}, {bptt}, {hidden}) on {device}, "
                   f"{torch.get_num_threads()} threads, best of {args.repeats}", flush=True)
-            print(f"  {'cell':26s} {'ms/step':>9s} {'× nn.LSTM':>10s} {'× lstm':>8s} {'saved MB':>9s}")
-            for r in rows[-len(names):]:
-                print(f"  {r['cell']:26s} {r['ms']:9.1f} {r['vs_nn.LSTM']:10.2f} {r['vs_lstm']:8.2f} "
+            print(f"  {'cell':26s} {'gemm':7s} {'ms/step':>9s} {'× nn.LSTM':>10s} {'× lstm':>8s} {'saved MB':>9s}")
+            for r in shape_rows:
+                print(f"  {r['cell']:26s} {r['gemm']:7s} {r['ms']:9.1f} {r['vs_nn.LSTM']:10.2f} {r['vs_lstm']:8.2f} "
                       f"{r['saved_MB']:9.1f}", flush=True)
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        print()
+    return rows
 
 
 if __name__ == "__main__":

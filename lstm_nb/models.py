@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cells
+from . import cells, gemm
 from .cells.dropout import embedding_dropout, locked_dropout
 
 
@@ -70,9 +70,10 @@ class LanguageModel(nn.Module):
                 total = total + x
         out = total if self.sum_layer_outputs else x
         dropped = self.drop(out, self.dropout)
+        logits = gemm.linear(dropped, self.decoder.weight, self.decoder.bias)
         if return_outputs:
-            return self.decoder(dropped), new_state, out, dropped
-        return self.decoder(dropped), new_state
+            return logits, new_state, out, dropped
+        return logits, new_state
 
     def drop(self, x, p):
         if self.locked_dropout:
@@ -126,7 +127,8 @@ class SequenceModel(nn.Module):
         `per_step`, else (B, O); and the recurrent layers' final state."""
         x = F.one_hot(inputs, self.input_size).float() if self.one_hot else inputs
         out, state = self.rnn(x, state)
-        return self.head(out if self.per_step else out[-1]), state
+        last = out if self.per_step else out[-1]
+        return gemm.linear(last, self.head.weight, self.head.bias), state
 
 
 def build_sequence_model(input_size, output_size, per_step=False, one_hot=False, architecture="rnn", **options):

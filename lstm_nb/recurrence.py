@@ -21,6 +21,8 @@ Both have a plain-autograd twin (``engine="autograd"``) that the tests use as th
 
 import torch
 
+from . import gemm
+
 
 def lstm_pointwise(z, c_prev):
     """nn.LSTM's gate math on pre-activations z = [i, f, g, o] (B×4H)."""
@@ -102,7 +104,7 @@ class _LSTMFunction(torch.autograd.Function):
         hs[0] = h0
         cs[0] = c0
         for xw_t, a, h_prev, h, c_prev, c, tc in zip(*step_views(xw, acts, hs[:T], hs[1:], cs[:T], cs[1:], tcs)):
-            torch.addmm(xw_t, h_prev if h_mask is None else h_prev * h_mask, w_t, out=a)
+            gemm.addmm(xw_t, h_prev if h_mask is None else h_prev * h_mask, w_t, out=a)
             lstm_step_forward(a, c_prev, c, tc, h)
         ctx.save_for_backward(acts, hs, cs, tcs, w_hh, h_mask)
         return hs[1:], hs[T].clone(), cs[T].clone()
@@ -110,8 +112,7 @@ class _LSTMFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
         acts, hs, cs, tcs, w_hh, h_mask = ctx.saved_tensors
-        T, B, G = acts.shape
-        H = G // 4
+        T = acts.shape[0]
         d_out = d_out if d_out is not None else torch.zeros_like(hs[1:])
         dh = d_hT if d_hT is not None else torch.zeros_like(hs[0])
         dc = d_cT if d_cT is not None else torch.zeros_like(cs[0])
@@ -119,9 +120,9 @@ class _LSTMFunction(torch.autograd.Function):
         steps = zip(*step_views(d_out, acts, *lstm_backward_factors(acts, tcs), cs, tcs, dz))
         for d_out_t, a, d_act, dh_dc, c_prev, tc, dz_t in reversed(list(steps)):
             dc = lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh + d_out_t, dc, dz_t)
-            dh = dz_t @ w_hh if h_mask is None else (dz_t @ w_hh) * h_mask
+            dh = gemm.mm(dz_t, w_hh) if h_mask is None else gemm.mm(dz_t, w_hh) * h_mask
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
-        d_w_hh = dz.reshape(T * B, G).t() @ h_in.reshape(T * B, H)
+        d_w_hh = weight_gradient(dz, h_in)
         return dz, dh, dc, d_w_hh, None
 
 
@@ -142,6 +143,11 @@ def lstm_recurrence(xw, h0, c0, w_hh, engine="fused", h_mask=None):
         h, c = lstm_pointwise(xw_t + h_in @ w_hh.t(), c)
         outs.append(h)
     return torch.stack(outs), (h, c)
+
+
+def weight_gradient(d_out, inputs):
+    """Σ_t d_out_tᵀ inputs_t: a weight's gradient as one product over all T·B rows of (T, B, ·) tensors."""
+    return gemm.mm(d_out.reshape(-1, d_out.shape[-1]).t(), inputs.reshape(-1, inputs.shape[-1]))
 
 
 def step_views(*sequences):
@@ -168,7 +174,7 @@ class _StepFunction(torch.autograd.Function):
         w_t = w_hh.t()
         h, c, hs, cs, hws = h0, c0, [h0], [c0], torch.empty_like(xw)
         for t, (xw_t, hw) in enumerate(zip(*step_views(xw, hws))):
-            torch.mm(h if h_mask is None else h * h_mask, w_t, out=hw)
+            gemm.mm(h if h_mask is None else h * h_mask, w_t, out=hw)
             h, c = step(xw_t, hw, h, c, *_per_step(extras, t), *params)
             hs.append(h)
             cs.append(c)
@@ -198,11 +204,11 @@ class _StepFunction(torch.autograd.Function):
             d_xw[t], d_hw[t] = g_xw, g_hw
             for acc, g in zip(d_params, g_params):
                 acc += g
-            back = g_hw @ w_hh
+            back = gemm.mm(g_hw, w_hh)
             dh = g_h + (back if h_mask is None else back * h_mask)
             dc = g_c
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
-        d_w_hh = d_hw.reshape(-1, d_hw.shape[-1]).t() @ h_in.reshape(-1, h_in.shape[-1])
+        d_w_hh = weight_gradient(d_hw, h_in)
         return (None, d_xw, dh, dc, d_w_hh, None, None, *d_params)
 
 
@@ -247,13 +253,13 @@ class _SeparableStepFunction(_StepFunction):
             torch.mul(jh_z[s], g_h, out=d_z4[s]).addcmul_(jc_z[s], g_c)
             torch.mul(jh_c[s], g_h, out=dc3[s]).addcmul_(jc_c[s], g_c)
             if h_mask is None:
-                dh_v[s].addmm_(d_z_v[s], w_hh)
+                gemm.addmm(dh_v[s], d_z_v[s], w_hh, out=dh_v[s])
             else:
-                dh_v[s].addcmul_(d_z_v[s] @ w_hh, h_mask)
+                dh_v[s].addcmul_(gemm.mm(d_z_v[s], w_hh), h_mask)
             if uses_h:
                 dh3[s].addcmul_(jh_h[s], g_h).addcmul_(jc_h[s], g_c)
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
-        d_w_hh = d_z.reshape(-1, G).t() @ h_in.reshape(-1, H)
+        d_w_hh = weight_gradient(d_z, h_in)
         return (None, d_z, dh[0], dc[0], d_w_hh, None, None)
 
 
@@ -273,7 +279,7 @@ class _HandWrittenStepFunction(torch.autograd.Function):
         w_t = w_hh.t()
         steps = zip(*step_views(xw, hws, hs[:T], hs[1:], cs[:T], cs[1:], *own))
         for t, (xw_t, hw, h_prev, h, c_prev, c, *own_t) in enumerate(steps):
-            torch.mm(h_prev if h_mask is None else h_prev * h_mask, w_t, out=hw)
+            gemm.mm(h_prev if h_mask is None else h_prev * h_mask, w_t, out=hw)
             kernel.step_forward(xw_t, hw, c_prev, h, c, own_t, *_per_step(extras, t), *params)
         ctx.kernel, ctx.extras, ctx.n_own = kernel, extras, len(own)
         ctx.save_for_backward(hs, cs, hws, w_hh, h_mask, *own, *params)
@@ -294,7 +300,7 @@ class _HandWrittenStepFunction(torch.autograd.Function):
                 dh = dh + d_out[t]
             d_xw_t, *saved_t = steps[t]
             g_hw, dc, k = ctx.kernel.step_backward(dh, dc, saved_t, d_xw_t, *_per_step(ctx.extras, t), *params)
-            back = g_hw @ w_hh
+            back = gemm.mm(g_hw, w_hh)
             dh = back if h_mask is None else back * h_mask
             d_hw.append(g_hw)
             kept.append(k)
@@ -303,7 +309,7 @@ class _HandWrittenStepFunction(torch.autograd.Function):
         kept = [torch.stack(v[::-1]) for v in zip(*kept)]
         d_params = ctx.kernel.params_backward(saved, kept, d_xw, *params) if params else []
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
-        d_w_hh = d_hw.reshape(-1, d_hw.shape[-1]).t() @ h_in.reshape(-1, h_in.shape[-1])
+        d_w_hh = weight_gradient(d_hw, h_in)
         return (None, d_xw, dh, dc, d_w_hh, None, None, *d_params)
 
 

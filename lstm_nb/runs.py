@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, distributed, paths
+from . import checkpoints, distributed, gemm, paths
 from .config import ConfigError, with_defaults
 
 
@@ -51,6 +51,7 @@ def describe_environment(cfg, model_inputs, n_params, device):
         "model_inputs": model_inputs,
         "parameters": n_params,
         "device": str(device),
+        "gemm": gemm.describe(),  # the matrix-product backend: a resume under another may differ in the last bits
         "world_size": distributed.world_size(),  # processes under torchrun (a resume needs the same)
         "git_commit": _git_commit(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},

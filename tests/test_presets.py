@@ -175,3 +175,24 @@ def test_gating_paper_preset_is_the_reimplementations_configs_and_variants_diffe
                     steps = {"copy": cfg["data"].get("length", 0) + 20, "adding": cfg["data"].get("length")}
                     assert cfg["model"]["cell_options"]["t_max"] == steps.get(cfg["data"]["corpus"],
                                                                                1024 if cfg["data"]["corpus"] == "cifar-10" else 784)
+
+
+def test_the_cpu_preset_trains_both_word_models_with_one_short_run_recipe():
+    """pytorch/examples' recipe for both (SGD at 20 divided by 4 on a plateau, clip 0.25, dropout 0.2,
+    batch 20, BPTT 35): the models differ only in the Mogrifier's rounds and rank."""
+    setup = presets.get("mogrifier", "cpu")["ptb"]
+    lstm, mogrifier = (make_config(setup[name]) for name in ("lstm", "mogrifier"))
+    for key in ("data", "optimizer", "scheduler", "clip", "epochs", "patience", "seed"):
+        assert lstm[key] == mogrifier[key], key
+    assert lstm["optimizer"] == {"name": "SGD", "lr": 20.0}
+    assert lstm["scheduler"] == {"name": "ReduceLROnPlateau", "factor": 0.25, "patience": 0, "threshold": 0.0}
+    assert (lstm["clip"], lstm["data"]["batch_size"], lstm["data"]["bptt"]) == (0.25, 20, 35)
+
+    def without(options, *keys):
+        return {k: v for k, v in options.items() if k not in keys}
+
+    assert without(lstm["model"], "cell_options") == without(mogrifier["model"], "cell_options")
+    assert {lstm["model"][k] for k in ("input_dropout", "inter_layer_dropout", "dropout")} == {0.2}
+    assert without(lstm["model"]["cell_options"], "rounds") == without(mogrifier["model"]["cell_options"], "rounds",
+                                                                       "rank")
+    assert (lstm["model"]["cell_options"]["rounds"], mogrifier["model"]["cell_options"]["rounds"]) == (0, 5)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lstm_nb import checkpoints, models, plots, train
+from lstm_nb import checkpoints, gemm, models, plots, train
 from lstm_nb.config import ConfigError, make_config
 
 METRIC_KEYS = {"epoch", "training_epochs", "best_epoch", "training_loss", "validation_loss",
@@ -72,11 +72,13 @@ def _start(config_path, env):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("backend", ["torch", pytest.param("onednn", marks=pytest.mark.skipif(
+    not gemm.onednn_available(), reason="this torch build has no oneDNN linear"))])
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, backend):
     config = tmp_path / "config.json"
     config.write_text(json.dumps(tiny_ptb(epochs=4, data={"corpus": "ptb", "batch_size": 8, "bptt": 20,
                                                           "fraction": 0.05})))
-    base_env = {**os.environ, "PYTHONHASHSEED": "0"}
+    base_env = {**os.environ, "PYTHONHASHSEED": "0", gemm.ENV: backend}  # each matrix-product backend
     # uninterrupted
     straight = {**base_env, "LSTM_NB_HOME": str(tmp_path / "straight")}
     assert subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=straight,
@@ -103,6 +105,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     a = json.loads((tmp_path / "straight/run/tiny/lstm/metrics.json").read_text())
     b = json.loads((folder / "metrics.json").read_text())
     assert a["test_loss"] == b["test_loss"]
+    assert json.loads((folder / "config.json").read_text())["gemm"]["backend"] == backend
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(home, monkeypatch):

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import gemm
 from ..recurrence import check_engine, recurrence
 
 
@@ -68,7 +69,7 @@ class RecurrentLayers(nn.Module):
     def input_projection(self, k, x):
         """x W_ihᵀ + b_ih + b_hh for all time steps at once: one GEMM over T·B rows."""
         bias = self.layer_param("bias_ih", k) + self.layer_param("bias_hh", k) if self.bias else None
-        return F.linear(x, self.layer_param("weight_ih", k), bias)
+        return gemm.linear(x, self.layer_param("weight_ih", k), bias)
 
     def layer_forward(self, k, x, h0, c0):
         """Run layer k over x (T, B, I_k) from (h0, c0); return output (T, B, H) and (h_T, c_T)."""

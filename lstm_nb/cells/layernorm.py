@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import gemm
 from ..recurrence import lstm_activations_, lstm_backward_factors, recurrence
 from .base import PointwiseLayers, lstm_gates
 from .dropout import _check_p, gal_masks, sequence_mask, step_masks
@@ -64,7 +65,7 @@ class LayerNormLSTM(PointwiseLayers):
 
     def input_projection(self, k, x):
         """LN(W_x x_t) + b for all steps at once (W_x x has no bias of its own; b = b_ih + b_hh)."""
-        wx = F.linear(x, self.layer_param("weight_ih", k))
+        wx = gemm.linear(x, self.layer_param("weight_ih", k))
         wx = F.layer_norm(wx, wx.shape[-1:], self.layer_param("ln_ih_weight", k), self.layer_param("ln_ih_bias", k),
                           self.eps)
         return wx + self.layer_param("bias_ih", k) + self.layer_param("bias_hh", k) if self.bias else wx

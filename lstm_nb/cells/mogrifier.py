@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import gemm
 from ..recurrence import check_engine, lstm_backward_factors, lstm_step_backward, lstm_step_forward, step_views
 from .base import RecurrentLayers, lstm_gates, set_forget_bias
 from .dropout import dropout_mask
@@ -73,7 +74,7 @@ class _MogrifierFunction(torch.autograd.Function):
             else:  # h^0 = h_{t-1} ⊙ the state-dropout mask
                 torch.mul(h_prev, h_mask, out=h0_t)
             for src, prev, new, s, mid, ws_t, b in rounds:
-                src = src[t] if mid is None else torch.mm(src[t], ws_t[0], out=mid[t])
+                src = src[t] if mid is None else gemm.mm(src[t], ws_t[0], out=mid[t])
                 _linear(src, ws_t[-1], b, out=s[t])
                 s[t].sigmoid_().mul_(2)  # 2σ(a^i)
                 torch.mul(s[t], prev[t], out=new[t])
@@ -109,27 +110,27 @@ class _MogrifierFunction(torch.autograd.Function):
             if d_out is not None:
                 dh = dh + d_out[t]
             dc = lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh, dc, dz_t, ctx.cap_input_gate)
-            g_xh = dz_t @ w_cat
+            g_xh = gemm.mm(dz_t, w_cat)
             gx, gh = g_xh[:, :I], g_xh[:, I:]  # gradients of the last x and the last h
             for odd, s, da, ws in rounds:
                 g_new, g_other = (gx, gh) if odd else (gh, gx)
                 da = da[t].mul_(g_new)
                 # the source's gradient gains da · map
-                g_other = torch.addmm(g_other, da, ws[0]) if len(ws) == 1 else torch.addmm(g_other, da @ ws[1], ws[0])
+                g_other = gemm.addmm(g_other, da if len(ws) == 1 else gemm.mm(da, ws[1]), ws[0])
                 g_new = g_new * s[t]
                 gx, gh = (g_new, g_other) if odd else (g_other, g_new)
             dx_t.copy_(gx)
             dh = gh if h_mask is None else gh * h_mask
         rows = _time_batch_rows
         d_z = rows(dz)
-        d_w_cat = d_z.t() @ rows(xh)
+        d_w_cat = gemm.mm(d_z.t(), rows(xh))
         grads = [d_w_cat[:, :I], d_w_cat[:, I:], None if bias is None else d_z.sum(0)]
         for i, ((ws, b), d_a) in enumerate(zip(maps, d_gates), start=1):
             d_a, src = rows(d_a), rows(_round_tensors(i, xs, hm)[0])
             if len(ws) == 1:
-                grads.append(d_a.t() @ src)
+                grads.append(gemm.mm(d_a.t(), src))
             else:  # a = (src Uᵀ) Vᵀ: dU = (da V)ᵀ src, dV = daᵀ (src Uᵀ)
-                grads += [(d_a @ ws[1]).t() @ src, d_a.t() @ rows(mids[i - 1])]
+                grads += [gemm.mm(gemm.mm(d_a, ws[1]).t(), src), gemm.mm(d_a.t(), rows(mids[i - 1]))]
             if b is not None:
                 grads.append(d_a.sum(0))
         return (None, None, dx, dh, dc, None, *grads)
@@ -143,8 +144,8 @@ def _time_batch_rows(v):
 def _linear(src, weight_t, bias, out):
     """out = src Wᵀ + b, written in place, from Wᵀ."""
     if bias is None:
-        return torch.mm(src, weight_t, out=out)
-    return torch.addmm(bias, src, weight_t, out=out)
+        return gemm.mm(src, weight_t, out=out)
+    return gemm.addmm(bias, src, weight_t, out=out)
 
 
 def _unflatten(layout, flat):

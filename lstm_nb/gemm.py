@@ -1,0 +1,161 @@
+"""One matrix-product layer for the whole package: every recurrence (input projections, recurrent
+products, their backward and the weight gradients over all T·B rows), the Mogrifier's maps and the
+language model's decoder call `mm`, `addmm` or `linear` here, never `torch.mm` directly.
+
+Why: on x86 CPUs, `torch.mm`, `addmm` and `F.linear` run Intel MKL, which takes slower code paths on
+other vendors' processors (pytorch/builder#1245, intel/intel-extension-for-pytorch#475), while
+`nn.LSTM` runs oneDNN, which does not. Routing our products to oneDNN's float32 linear makes them as
+fast as nn.LSTM's own there. The backend is chosen by `LSTM_NB_GEMM`:
+
+    torch    torch's own products everywhere (MKL on x86 CPUs, cuBLAS on CUDA)
+    onednn   oneDNN's full-precision float32 linear for float32 CPU tensors; torch for everything else
+             (float64, CUDA, autocast, or a torch built without oneDNN)
+    auto     (default) onednn on x86 CPUs not made by Intel, torch everywhere else
+
+The choice depends only on the variable, the CPU's vendor and the torch build, so it is the same for
+every step of a run and a resumed run on the same machine stays bit-identical. `describe()` names it;
+`config.json` and the benchmarks report it.
+
+oneDNN's linear is reached through `torch.ops.mkldnn._linear_pointwise`, a private op that
+torch.compile's CPU inductor uses. No public API routes float32 products to oneDNN at full precision
+(`torch.backends.mkldnn.matmul.fp32_precision` only offers reduced-precision bf16/tf32 modes), so
+this module checks the op exists and falls back to torch when it does not; the tests pin it equal to
+`torch.mm`.
+"""
+
+import contextlib
+import os
+import platform
+
+import torch
+import torch.nn.functional as F
+
+ENV = "LSTM_NB_GEMM"
+BACKENDS = ("auto", "torch", "onednn")
+
+
+def _cpuinfo(key):
+    """The first value of `key` in /proc/cpuinfo (Linux), or "" where there is none."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.split(":", 1)[0].strip() == key:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_vendor():
+    """The x86 vendor string ("GenuineIntel", "AuthenticAMD", ...), or "" when unknown or not x86."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return ""
+    processor = platform.processor()  # Windows: "AMD64 Family 25 Model 33 Stepping 0, AuthenticAMD"
+    return _cpuinfo("vendor_id") or next((v for v in ("GenuineIntel", "AuthenticAMD", "HygonGenuine")
+                                          if v in processor), "")
+
+
+def onednn_available():
+    """Whether this torch build has oneDNN's CPU linear."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def resolve(requested=None):
+    """The backend that `requested` (default: $LSTM_NB_GEMM, else "auto") means on this machine:
+    "torch" or "onednn". An unknown name is refused."""
+    requested = (requested if requested is not None else os.environ.get(ENV, "auto")).strip().lower() or "auto"
+    if requested not in BACKENDS:
+        raise ValueError(f"{ENV}={requested!r} is not a backend; use one of {', '.join(BACKENDS)}")
+    if not onednn_available():
+        return "torch"
+    if requested == "auto":
+        vendor = cpu_vendor()
+        return "onednn" if vendor and vendor != "GenuineIntel" else "torch"
+    return requested
+
+
+_backend = resolve()
+
+
+def backend():
+    """The backend in use: "torch" or "onednn"."""
+    return _backend
+
+
+def set_backend(requested):
+    """Switch the backend for this process ("auto", "torch" or "onednn"); returns the previous one."""
+    global _backend
+    previous, _backend = _backend, resolve(requested)
+    return previous
+
+
+@contextlib.contextmanager
+def using(requested):
+    """The backend `requested` inside the block (None: the current one), the previous one restored after it."""
+    previous = set_backend(requested) if requested is not None else _backend
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def describe():
+    """What the environment report and the benchmarks print: the backend, what asked for it, the CPU."""
+    return {"backend": _backend, "requested": os.environ.get(ENV, "auto"),
+            "cpu": _cpuinfo("model name") or platform.processor(), "cpu_vendor": cpu_vendor()}
+
+
+def _onednn(*tensors):
+    """Whether these operands go to oneDNN: the backend says so, and they are float32 CPU tensors outside
+    autocast (autocast's reduced precision belongs to torch's own ops)."""
+    return (_backend == "onednn" and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+            and not torch.is_autocast_enabled("cpu"))
+
+
+_linear = torch.ops.mkldnn._linear_pointwise if onednn_available() else None
+
+
+def _written(result, out):
+    return result if out is None else out.copy_(result)
+
+
+def mm(a, b, out=None):
+    """a @ b for 2-D a (M×K) and b (K×N); `out` as torch.mm's. No autograd: for hand-written backwards."""
+    if not _onednn(a, b):
+        return torch.mm(a, b) if out is None else torch.mm(a, b, out=out)
+    return _written(_linear(a, b.t(), None, "none", [], ""), out)
+
+
+def addmm(c, a, b, out=None):
+    """c + a @ b, with c a length-N bias or a full M×N matrix; `out` as torch.addmm's. No autograd."""
+    if not _onednn(c, a, b):
+        return torch.addmm(c, a, b) if out is None else torch.addmm(c, a, b, out=out)
+    if c.dim() == 1:
+        return _written(_linear(a, b.t(), c, "none", [], ""), out)
+    return _written(_linear.binary(a, c.expand(a.shape[0], b.shape[1]), b.t(), None, "add"), out)
+
+
+class _Linear(torch.autograd.Function):
+    """x Wᵀ + b through oneDNN, forward and backward: dx = dy W, dW = dyᵀ x over every row, db = Σ dy."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _linear(x, weight, bias, "none", [], "")
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensors
+        rows, d_rows = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+        dx = mm(d_rows, weight).view(x.shape) if ctx.needs_input_grad[0] else None
+        dw = mm(d_rows.t(), rows) if ctx.needs_input_grad[1] else None
+        db = d_rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+def linear(x, weight, bias=None):
+    """F.linear(x, weight, bias) (x of any leading shape), differentiable, on the chosen backend."""
+    if not _onednn(x, weight, *(() if bias is None else (bias,))):
+        return F.linear(x, weight, bias)
+    return _Linear.apply(x, weight, bias)
