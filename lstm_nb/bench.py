@@ -80,8 +80,10 @@ def saved_bytes(step):
     return out, sum(seen.values())
 
 
-def bench_shape(names, batch, bptt, hidden, repeats, device, backends):
-    """One row per implementation at one shape: nn.LSTM once, each of ours under every backend."""
+def bench_shape(names, batch, bptt, hidden, repeats, device, backends=None):
+    """One row per implementation at one shape: nn.LSTM once, each of ours under every backend in
+    `backends` (default: the current one)."""
+    backends = backends or [gemm.backend()]
     torch.manual_seed(0)
     x = torch.randn(bptt, batch, hidden, device=device, requires_grad=True)
     layers = {n: cells.build(VARIANTS.get(n, n), hidden, hidden, **options(n, bptt, hidden)).to(device)

@@ -96,7 +96,7 @@ class _LSTMFunction(torch.autograd.Function):
     def forward(ctx, xw, h0, c0, w_hh, h_mask=None):
         T, B, G = xw.shape
         H = G // 4
-        w_t = w_hh.t()
+        w_t = gemm.Reused(w_hh.t(), B)
         acts = xw.new_empty(T, B, G)  # σ(i), σ(f), tanh(g), σ(o)
         hs = xw.new_empty(T + 1, B, H)
         cs = xw.new_empty(T + 1, B, H)
@@ -104,7 +104,7 @@ class _LSTMFunction(torch.autograd.Function):
         hs[0] = h0
         cs[0] = c0
         for xw_t, a, h_prev, h, c_prev, c, tc in zip(*step_views(xw, acts, hs[:T], hs[1:], cs[:T], cs[1:], tcs)):
-            gemm.addmm(xw_t, h_prev if h_mask is None else h_prev * h_mask, w_t, out=a)
+            w_t.addmm(xw_t, h_prev if h_mask is None else h_prev * h_mask, out=a)
             lstm_step_forward(a, c_prev, c, tc, h)
         ctx.save_for_backward(acts, hs, cs, tcs, w_hh, h_mask)
         return hs[1:], hs[T].clone(), cs[T].clone()
@@ -117,10 +117,11 @@ class _LSTMFunction(torch.autograd.Function):
         dh = d_hT if d_hT is not None else torch.zeros_like(hs[0])
         dc = d_cT if d_cT is not None else torch.zeros_like(cs[0])
         dz = torch.empty_like(acts)
+        w = gemm.Reused(w_hh, dh.shape[0])
         steps = zip(*step_views(d_out, acts, *lstm_backward_factors(acts, tcs), cs, tcs, dz))
         for d_out_t, a, d_act, dh_dc, c_prev, tc, dz_t in reversed(list(steps)):
             dc = lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh + d_out_t, dc, dz_t)
-            dh = gemm.mm(dz_t, w_hh) if h_mask is None else gemm.mm(dz_t, w_hh) * h_mask
+            dh = w.mm(dz_t) if h_mask is None else w.mm(dz_t) * h_mask
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
         d_w_hh = weight_gradient(dz, h_in)
         return dz, dh, dc, d_w_hh, None
@@ -171,10 +172,10 @@ class _StepFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, step, xw, h0, c0, w_hh, h_mask, extras, *params):
-        w_t = w_hh.t()
+        w_t = gemm.Reused(w_hh.t(), h0.shape[0])
         h, c, hs, cs, hws = h0, c0, [h0], [c0], torch.empty_like(xw)
         for t, (xw_t, hw) in enumerate(zip(*step_views(xw, hws))):
-            gemm.mm(h if h_mask is None else h * h_mask, w_t, out=hw)
+            w_t.mm(h if h_mask is None else h * h_mask, out=hw)
             h, c = step(xw_t, hw, h, c, *_per_step(extras, t), *params)
             hs.append(h)
             cs.append(c)
@@ -192,6 +193,7 @@ class _StepFunction(torch.autograd.Function):
         d_xw, d_hw = torch.empty_like(xw), torch.empty_like(hws)
         d_params = [torch.zeros_like(p) for p in params]
         local_params = [p.detach().requires_grad_() for p in params]
+        w = gemm.Reused(w_hh, dh.shape[0])
         for t in range(T - 1, -1, -1):
             if d_out is not None:
                 dh = dh + d_out[t]
@@ -204,7 +206,7 @@ class _StepFunction(torch.autograd.Function):
             d_xw[t], d_hw[t] = g_xw, g_hw
             for acc, g in zip(d_params, g_params):
                 acc += g
-            back = gemm.mm(g_hw, w_hh)
+            back = w.mm(g_hw)
             dh = g_h + (back if h_mask is None else back * h_mask)
             dc = g_c
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
@@ -245,6 +247,7 @@ class _SeparableStepFunction(_StepFunction):
         if d_out is not None:
             dh[1:] += d_out
         d_z = torch.empty_like(hws)  # = d_xw = d_hw
+        w = gemm.Reused(w_hh, B)
         views = step_views(dh, dh[:, :, None], dc[:, :, None], d_z, d_z.view(T, B, -1, H), jh_z, jc_z, jh_c, jc_c,
                            jh_h, jc_h)
         dh_v, dh3, dc3, d_z_v, d_z4, jh_z, jc_z, jh_c, jc_c, jh_h, jc_h = views
@@ -253,9 +256,9 @@ class _SeparableStepFunction(_StepFunction):
             torch.mul(jh_z[s], g_h, out=d_z4[s]).addcmul_(jc_z[s], g_c)
             torch.mul(jh_c[s], g_h, out=dc3[s]).addcmul_(jc_c[s], g_c)
             if h_mask is None:
-                gemm.addmm(dh_v[s], d_z_v[s], w_hh, out=dh_v[s])
+                w.addmm(dh_v[s], d_z_v[s], out=dh_v[s])
             else:
-                dh_v[s].addcmul_(gemm.mm(d_z_v[s], w_hh), h_mask)
+                dh_v[s].addcmul_(w.mm(d_z_v[s]), h_mask)
             if uses_h:
                 dh3[s].addcmul_(jh_h[s], g_h).addcmul_(jc_h[s], g_c)
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
@@ -276,10 +279,10 @@ class _HandWrittenStepFunction(torch.autograd.Function):
         hs, cs, hws = xw.new_empty(T + 1, B, H), xw.new_empty(T + 1, B, H), xw.new_empty(T, B, G)
         own = [xw.new_empty(T, B, width) for width in kernel.saved_widths(G, H)]
         hs[0], cs[0] = h0, c0
-        w_t = w_hh.t()
+        w_t = gemm.Reused(w_hh.t(), B)
         steps = zip(*step_views(xw, hws, hs[:T], hs[1:], cs[:T], cs[1:], *own))
         for t, (xw_t, hw, h_prev, h, c_prev, c, *own_t) in enumerate(steps):
-            gemm.mm(h_prev if h_mask is None else h_prev * h_mask, w_t, out=hw)
+            w_t.mm(h_prev if h_mask is None else h_prev * h_mask, out=hw)
             kernel.step_forward(xw_t, hw, c_prev, h, c, own_t, *_per_step(extras, t), *params)
         ctx.kernel, ctx.extras, ctx.n_own = kernel, extras, len(own)
         ctx.save_for_backward(hs, cs, hws, w_hh, h_mask, *own, *params)
@@ -294,13 +297,14 @@ class _HandWrittenStepFunction(torch.autograd.Function):
         dh = d_hT if d_hT is not None else torch.zeros_like(hs[0])
         dc = d_cT if d_cT is not None else torch.zeros_like(cs[0])
         d_xw, d_hw, kept = torch.empty_like(hws), [], []
+        w = gemm.Reused(w_hh, dh.shape[0])
         steps = list(zip(*step_views(d_xw, *saved, *ctx.kernel.backward_factors(saved, ctx.extras))))
         for t in range(T - 1, -1, -1):
             if d_out is not None:
                 dh = dh + d_out[t]
             d_xw_t, *saved_t = steps[t]
             g_hw, dc, k = ctx.kernel.step_backward(dh, dc, saved_t, d_xw_t, *_per_step(ctx.extras, t), *params)
-            back = gemm.mm(g_hw, w_hh)
+            back = w.mm(g_hw)
             dh = back if h_mask is None else back * h_mask
             d_hw.append(g_hw)
             kept.append(k)

@@ -13,10 +13,15 @@ BACKENDS = ["torch", pytest.param("onednn", marks=needs_onednn)]
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request):
-    previous = gemm.set_backend(request.param)
-    yield request.param
-    gemm.set_backend(previous)
+def backend(request, every_product):
+    with gemm.using(request.param):
+        yield request.param
+
+
+@pytest.fixture
+def every_product(monkeypatch):
+    """oneDNN for every product, however small, so that the tests' small shapes go through it too."""
+    monkeypatch.setattr(gemm, "MIN_ONEDNN_PRODUCT", 0)
 
 
 def assert_same_product(got, want):
@@ -60,9 +65,12 @@ def test_mm_and_addmm_equal_torch_on_every_layout(backend, dtype):
     at, bt = torch.randn(650, 20, dtype=dtype).t(), torch.randn(260, 650, dtype=dtype).t()  # transposed views
     bias, full = torch.randn(260, dtype=dtype), torch.randn(20, 260, dtype=dtype)
     for x, w in ((a, b), (at, b), (a, bt), (at, bt)):
-        assert_same_product(gemm.mm(x, w), torch.mm(x, w))
-        assert_same_product(gemm.addmm(bias, x, w), torch.addmm(bias, x, w))
-        assert_same_product(gemm.addmm(full, x, w), torch.addmm(full, x, w))
+        reused = gemm.Reused(w, rows=20)  # packed once by oneDNN, for a loop's many products
+        for got in (gemm.mm(x, w), reused.mm(x)):
+            assert_same_product(got, torch.mm(x, w))
+        for c in (bias, full):
+            for got in (gemm.addmm(c, x, w), reused.addmm(c, x)):
+                assert_same_product(got, torch.addmm(c, x, w))
     out = torch.empty(20, 260, dtype=dtype)
     assert gemm.mm(a, b, out=out) is out
     assert_same_product(out, a @ b)
@@ -88,7 +96,7 @@ def test_linear_equals_f_linear_with_its_gradients(backend, dtype, with_bias):
 
 
 @needs_onednn
-def test_onednn_computes_float32_products_itself_and_leaves_the_rest_to_torch(monkeypatch):
+def test_onednn_computes_large_float32_products_and_leaves_the_rest_to_torch(monkeypatch):
     calls = []
     real = gemm._linear
 
@@ -102,18 +110,18 @@ def test_onednn_computes_float32_products_itself_and_leaves_the_rest_to_torch(mo
             return real.binary(*args)
 
     monkeypatch.setattr(gemm, "_linear", Spy())
-    previous = gemm.set_backend("onednn")
-    try:
-        a, b = torch.randn(4, 3), torch.randn(3, 5)
+    with gemm.using("onednn"):
+        a, b = torch.randn(64, 128), torch.randn(128, 128)  # 64 · 128 · 128 = MIN_ONEDNN_PRODUCT multiply-adds
         gemm.mm(a, b)
-        gemm.addmm(torch.randn(4, 5), a, b)
-        assert calls == ["linear", "binary"]
+        gemm.addmm(torch.randn(64, 128), a, b)
+        gemm.Reused(b, rows=64).mm(a)
+        assert calls == ["linear", "binary", "linear"]
+        gemm.mm(a[:63], b)  # one row fewer: oneDNN's fixed cost per call would exceed the product
+        gemm.Reused(b, rows=63).mm(a[:63])
         gemm.mm(a.double(), b.double())  # oneDNN has no float64 linear
         with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast's precision is torch's business
             assert gemm.linear(a, b.t()).dtype == torch.bfloat16
-        assert calls == ["linear", "binary"]
-    finally:
-        gemm.set_backend(previous)
+        assert calls == ["linear", "binary", "linear"]
 
 
 def _training_step(module, inputs):
@@ -124,6 +132,7 @@ def _training_step(module, inputs):
 
 
 @needs_onednn
+@pytest.mark.usefixtures("every_product")
 @pytest.mark.parametrize("name, options", [("lstm", {}), ("gal_lstm", {"dropout": 0.3}), ("ur_lstm", {}),
                                            ("layernorm_lstm", {}), ("on_lstm", {"chunk_size": 4}),
                                            ("mogrifier", {"rounds": 5, "rank": 6})])
@@ -133,30 +142,25 @@ def test_a_cell_trains_the_same_on_both_backends(name, options):
     torch.manual_seed(0)
     layer = cells.build(name, 16, 24, num_layers=2, **options)
     x = torch.randn(7, 5, 16, requires_grad=True)
-    previous = gemm.set_backend("torch")
-    try:
+    with gemm.using("torch"):
         want = _training_step(layer, x)
-        gemm.set_backend("onednn")
+    with gemm.using("onednn"):
         got, again = _training_step(layer, x), _training_step(layer, x)
-    finally:
-        gemm.set_backend(previous)
     for g, w, a in zip(got, want, again):
         assert_same_product(g, w)
         assert torch.equal(g, a)
 
 
 @needs_onednn
+@pytest.mark.usefixtures("every_product")
 def test_the_language_model_decoder_trains_the_same_on_both_backends():
     torch.manual_seed(0)
     model = models.LanguageModel(50, 12, 12, num_layers=2, tie_weights=True)
     tokens = torch.randint(50, (9, 4))
     results = {}
     for name in ("torch", "onednn"):
-        previous = gemm.set_backend(name)
-        try:
+        with gemm.using(name):
             logits, _ = model(tokens)
             results[name] = [logits, *torch.autograd.grad(logits.logsumexp(-1).sum(), list(model.parameters()))]
-        finally:
-            gemm.set_backend(previous)
     for got, want in zip(results["onednn"], results["torch"]):
         assert_same_product(got, want)

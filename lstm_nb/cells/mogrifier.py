@@ -62,11 +62,11 @@ class _MogrifierFunction(torch.autograd.Function):
         cs[0] = c0
         w_cat = torch.cat([w_ih, w_hh], 1)
         # src @ Wᵀ is ~1.5× faster at these skinny shapes when Wᵀ is stored contiguously.
-        maps_t = [(tuple(w.t().contiguous() for w in ws), b) for ws, b in maps]
+        maps_t = [(tuple(gemm.Reused(w.t().contiguous(), B) for w in ws), b) for ws, b in maps]
         # Every per-step view is made once here (indexing inside the loop costs more than the small ops).
         rounds = [(*step_views(*_round_tensors(i, xs, hm), gates[i - 1], mids[i - 1]), ws_t, b)
                   for i, (ws_t, b) in enumerate(maps_t, start=1)]
-        w_cat_t = w_cat.t()
+        w_cat_t = gemm.Reused(w_cat.t(), B)
         steps = zip(*step_views(hs[:T], hm[0], xh, acts, cs[:T], cs[1:], tcs, hs[1:]))
         for t, (h_prev, h0_t, xh_t, a, c_prev, c, tc, h) in enumerate(steps):
             if h_mask is None:
@@ -74,7 +74,7 @@ class _MogrifierFunction(torch.autograd.Function):
             else:  # h^0 = h_{t-1} ⊙ the state-dropout mask
                 torch.mul(h_prev, h_mask, out=h0_t)
             for src, prev, new, s, mid, ws_t, b in rounds:
-                src = src[t] if mid is None else gemm.mm(src[t], ws_t[0], out=mid[t])
+                src = src[t] if mid is None else ws_t[0].mm(src[t], out=mid[t])
                 _linear(src, ws_t[-1], b, out=s[t])
                 s[t].sigmoid_().mul_(2)  # 2σ(a^i)
                 torch.mul(s[t], prev[t], out=new[t])
@@ -103,20 +103,22 @@ class _MogrifierFunction(torch.autograd.Function):
         # loop, which then only multiplies it by the incoming gradient (in place: d_gates becomes dL/da).
         d_gates = [torch.addcmul(s, s, s, value=-0.5).mul_(_round_tensors(i, xs, hm)[1])
                    for i, s in enumerate(gates, start=1)]
-        rounds = [(i % 2 == 1, *step_views(gates[i - 1], d_gates[i - 1]), maps[i - 1][0]) for i in range(r, 0, -1)]
+        rounds = [(i % 2 == 1, *step_views(gates[i - 1], d_gates[i - 1]), tuple(gemm.Reused(w, B) for w in maps[i - 1][0]))
+                  for i in range(r, 0, -1)]
+        w_cat_back = gemm.Reused(w_cat, B)
         d_out = d_out.unbind(0) if d_out is not None else None
         steps = zip(*step_views(acts, *lstm_backward_factors(acts, tcs), cs, tcs, dz, dx))
         for t, (a, d_act, dh_dc, c_prev, tc, dz_t, dx_t) in reversed(list(enumerate(steps))):
             if d_out is not None:
                 dh = dh + d_out[t]
             dc = lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh, dc, dz_t, ctx.cap_input_gate)
-            g_xh = gemm.mm(dz_t, w_cat)
+            g_xh = w_cat_back.mm(dz_t)
             gx, gh = g_xh[:, :I], g_xh[:, I:]  # gradients of the last x and the last h
             for odd, s, da, ws in rounds:
                 g_new, g_other = (gx, gh) if odd else (gh, gx)
                 da = da[t].mul_(g_new)
                 # the source's gradient gains da · map
-                g_other = gemm.addmm(g_other, da if len(ws) == 1 else gemm.mm(da, ws[1]), ws[0])
+                g_other = ws[0].addmm(g_other, da if len(ws) == 1 else ws[1].mm(da))
                 g_new = g_new * s[t]
                 gx, gh = (g_new, g_other) if odd else (g_other, g_new)
             dx_t.copy_(gx)
@@ -142,10 +144,10 @@ def _time_batch_rows(v):
 
 
 def _linear(src, weight_t, bias, out):
-    """out = src Wᵀ + b, written in place, from Wᵀ."""
+    """out = src Wᵀ + b, written in place, from Wᵀ (a `gemm.Reused`)."""
     if bias is None:
-        return gemm.mm(src, weight_t, out=out)
-    return gemm.addmm(bias, src, weight_t, out=out)
+        return weight_t.mm(src, out=out)
+    return weight_t.addmm(bias, src, out=out)
 
 
 def _unflatten(layout, flat):
