@@ -80,6 +80,26 @@ def saved_bytes(step):
     return out, sum(seen.values())
 
 
+def interleaved(runs, repeats, device):
+    """Time every run of `runs` ({key: (gemm backend, step)}) `repeats` times, round after round so that
+    the machine's drift hits them alike: {key: [seconds]} and, on CUDA, {key: peak MB}."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times, cuda_peak = {key: [] for key in runs}, {}
+    for _ in range(repeats):
+        for key, (backend, step) in runs.items():
+            with gemm.using(backend):
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                sync()
+                start = time.perf_counter()
+                step()
+                sync()
+                times[key].append(time.perf_counter() - start)
+                if device.type == "cuda":
+                    cuda_peak[key] = torch.cuda.max_memory_allocated() / 2**20
+    return times, cuda_peak
+
+
 def bench_shape(names, batch, bptt, hidden, repeats, device, backends=None):
     """One row per implementation at one shape: nn.LSTM once, each of ours under every backend in
     `backends` (default: the current one)."""
@@ -88,7 +108,6 @@ def bench_shape(names, batch, bptt, hidden, repeats, device, backends=None):
     x = torch.randn(bptt, batch, hidden, device=device, requires_grad=True)
     layers = {n: cells.build(VARIANTS.get(n, n), hidden, hidden, **options(n, bptt, hidden)).to(device)
               for n in names if n not in FLOORS}
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def summed_output(layer):
         return layer(x)[0].sum()
@@ -99,24 +118,12 @@ def bench_shape(names, batch, bptt, hidden, repeats, device, backends=None):
     steps = {n: FLOORS[n](batch, bptt, hidden, device) if n in FLOORS else partial(training_step, layers[n])
              for n in names}
     runs = [("nn.LSTM", None)] + [(n, b) for n in names if n != "nn.LSTM" for b in backends]  # nn.LSTM: no gemm
-    times = {run: [] for run in runs}
-    memory, cuda_peak = {}, {}
+    memory = {}
     for n, b in runs:
         with gemm.using(b):
             memory[n, b] = saved_bytes(partial(summed_output, layers[n]))[1] if n in layers else 0
             steps[n]()  # warm-up
-    for _ in range(repeats):
-        for n, b in runs:
-            with gemm.using(b):
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
-                sync()
-                start = time.perf_counter()
-                steps[n]()
-                sync()
-                times[n, b].append(time.perf_counter() - start)
-                if device.type == "cuda":
-                    cuda_peak[n, b] = torch.cuda.max_memory_allocated() / 2**20
+    times, cuda_peak = interleaved({(n, b): (b, steps[n]) for n, b in runs}, repeats, device)
     best = {run: 1e3 * min(t) for run, t in times.items()}
     rows = []
     for n, b in runs:

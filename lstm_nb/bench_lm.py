@@ -17,14 +17,14 @@ peak on a GPU). `--gemm` times our models under each listed matrix-product backe
 plain LM always runs torch's own products.
 """
 
-import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import data, gemm, models, presets
-from .bench import saved_bytes  # the cell benchmark's memory count
+from .bench import interleaved, saved_bytes
 from .config import make_config
 
 PLAIN = "plain PyTorch LM"
@@ -85,25 +85,15 @@ def bench_size(built, size, windows, backends, repeats, device):
     built = {name: model.to(device) for name, model in built.items()}
     runs = [(PLAIN, None)] + [(name, b) for name in built if name != PLAIN for b in backends]  # plain: torch's own
     optimizers = {name: torch.optim.SGD(model.parameters(), lr=20.0) for name, model in built.items()}
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times, memory, cuda_peak = {run: [] for run in runs}, {}, {}
+    memory = {}
     x, y = windows[0]
     for name, backend in runs:
         with gemm.using(backend):
             _, memory[name, backend] = saved_bytes(lambda m=built[name]: loss_of(m, x, y, None)[0])
             train_epoch(built[name], optimizers[name], windows[:2])  # warm-up
-    for _ in range(repeats):
-        for name, backend in runs:
-            with gemm.using(backend):
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
-                sync()
-                start = time.perf_counter()
-                train_epoch(built[name], optimizers[name], windows)
-                sync()
-                times[name, backend].append(time.perf_counter() - start)
-                if device.type == "cuda":
-                    cuda_peak[name, backend] = torch.cuda.max_memory_allocated() / 2**20
+    epochs = {(name, backend): (backend, partial(train_epoch, built[name], optimizers[name], windows))
+              for name, backend in runs}
+    times, cuda_peak = interleaved(epochs, repeats, device)
     plain = min(times[PLAIN, None])
     rows = []
     for name, backend in runs:
