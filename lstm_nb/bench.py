@@ -157,7 +157,7 @@ def main(argv=None):
               f"timed under: {', '.join(backends)}", flush=True)
     device = torch.device(args.device)
     if args.lm:
-        from . import bench_lm  # imports this module's saved_bytes
+        from . import bench_lm  # imported here: it imports this module (interleaved, saved_bytes)
 
         rows = bench_lm.run(args.sizes, args.fraction, args.repeats, backends, device, print_table=not args.json)
     else:

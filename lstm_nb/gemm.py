@@ -1,6 +1,7 @@
 """One matrix-product layer for the whole package: every recurrence (input projections, recurrent
 products, their backward and the weight gradients over all T·B rows), the Mogrifier's maps and the
-language model's decoder call `mm`, `addmm` or `linear` here, never `torch.mm` directly.
+language model's decoder call `mm`, `addmm`, `linear` or `Reused` here. Only the `engine="autograd"`
+reference paths, which the tests compare against, and ON-LSTM's tiny cumax product keep torch's own.
 
 Why: on x86 CPUs, `torch.mm`, `addmm` and `F.linear` run Intel MKL, which takes slower code paths on
 other vendors' processors (pytorch/builder#1245, intel/intel-extension-for-pytorch#475), while
