@@ -157,10 +157,38 @@ def step_views(*sequences):
     return [None if v is None else v.unbind(0) for v in sequences]
 
 
-def check_engine(engine):
-    """Refuse an engine name other than "fused" (hand-written backward) or "autograd" (the reference)."""
-    if engine not in ("fused", "autograd"):
-        raise ValueError(f"unknown engine {engine!r}; use 'fused' or 'autograd'")
+def check_engine(engine, allowed=("fused", "autograd")):
+    """Refuse an engine name outside `allowed`: "fused" (hand-written backward), "autograd" (the
+    reference) and, for cells whose math is exactly nn.LSTM's, "library" (`library_lstm`)."""
+    if engine not in allowed:
+        raise ValueError(f"unknown engine {engine!r}; use {' or '.join(repr(e) for e in allowed)}")
+
+
+def library_lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One LSTM layer on the library's fused kernel (oneDNN or ATen on CPU, cuDNN on CUDA), reached
+    through nn.LSTM's functional path, with the weights given: a weight-dropped W_hh runs here too.
+
+    x: (T, B, I); h0, c0: (B, H). Returns outputs (T, B, H) and the final (h, c). cuDNN keeps what its
+    backward needs only in training mode, so the kernel is told to train whenever gradients are on
+    (dynamic evaluation takes gradients of a model in eval mode); with no dropout inside the kernel
+    that flag changes nothing else.
+    """
+    weights = [w_ih, w_hh] if b_ih is None else [w_ih, w_hh, b_ih, b_hh]
+    if x.is_cuda:  # one contiguous chunk, as nn.LSTM's flatten_parameters gives cuDNN
+        weights = _contiguous_chunk(weights)
+    out, h, c = torch._VF.lstm(x, (h0.unsqueeze(0), c0.unsqueeze(0)), weights, b_ih is not None, 1, 0.0,
+                               torch.is_grad_enabled(), False, False)
+    return out, (h[0], c[0])
+
+
+def _contiguous_chunk(weights):
+    """The weights as views of one buffer (differentiable: the copy's gradient flows back to each)."""
+    flat = torch.cat([w.reshape(-1) for w in weights])
+    views, start = [], 0
+    for w in weights:
+        views.append(flat[start:start + w.numel()].view_as(w))
+        start += w.numel()
+    return views
 
 
 def _per_step(extras, t):

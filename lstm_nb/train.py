@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from . import checkpoints, distributed, models, phases, presets, runs
+from . import workers as pool
 from . import data as data_module
 from .config import ConfigError, make_config
 from .errors import ExplainedError
@@ -349,13 +350,25 @@ def _diverged_advice(error, name, folder, last_good_epoch):
     )
 
 
-def train_each(configs, run_root=None, keep_going=False):
+def train_each(configs, run_root=None, keep_going=False, workers=1):
     """Train every config of {model_name: config} (one section of `presets.training_configs`); return
     the summaries as a DataFrame indexed by model name. With `keep_going`, a run whose loss becomes
     NaN or infinite does not stop the others: its row says where in `diverged` and has no metrics
-    (its checkpoints up to the last good epoch stay; training it again diverges at the same batch)."""
+    (its checkpoints up to the last good epoch stay; training it again diverges at the same batch).
+    `workers` > 1 trains the configs in that many parallel processes (`lstm_nb.workers`); then every
+    configuration runs to its end before a failure or a divergence (without `keep_going`) is raised."""
     import pandas as pd
 
+    if workers > 1 and len(configs) > 1:
+        outcomes = pool.train_all(configs, run_root, workers)
+        pool.raise_failures(outcomes)
+        diverged = [key for key, (kind, _) in outcomes.items() if kind == "diverged"]
+        if diverged and not keep_going:
+            reasons = "; ".join(f"{key}: {outcomes[key][1]}" for key in diverged)
+            raise NonFiniteLossError(f"diverged, the others trained: {reasons}")
+        rows = [value if kind == "summary" else {"model_name": configs[key]["model_name"], "diverged": value}
+                for key, (kind, value) in outcomes.items()]
+        return pd.DataFrame(rows).set_index("model_name")
     rows = []
     for cfg in configs.values():
         try:
@@ -438,7 +451,12 @@ def main(argv=None):
                         help="train only these models (model_name, or experiment/model_name)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="a notebook parameter, as for python -m lstm_nb.run")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="train independent configurations in this many parallel processes, the CPU "
+                             "threads split between them (not under torchrun)")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        raise SystemExit(f"--workers must be at least 1, got {args.workers}")
     parameters = {k: parse_value(v) for k, v in args.parameter}
     if args.target.suffix == ".json":
         if args.preset or args.only or parameters:
@@ -451,23 +469,37 @@ def main(argv=None):
             raise SystemExit(f"{args.target}: which preset? Add --preset (smoke, cpu or paper)")
         configs = notebook_configs(args.target, args.preset, parameters, args.only)
         device = parameters.get("device", "auto")
+    if args.workers > 1 and distributed.launched():
+        raise SystemExit("--workers is for independent runs in one launch; under torchrun each configuration "
+                         "already uses every process")
     distributed.start(device)
-    diverged = []
+    diverged, failed = [], []
     try:
-        for key, cfg in configs.items():
-            try:
-                summary = train(cfg)
-            except NonFiniteLossError as e:  # the other configurations still train; the exit status says so
-                diverged.append(key)
-                if distributed.is_main():
-                    print(f"{key}: {e}", file=sys.stderr, flush=True)
+        if args.workers > 1:
+            outcomes = pool.train_all(configs, workers=args.workers)
+        else:
+            outcomes = {key: _outcome(cfg) for key, cfg in configs.items()}
+        for key, (kind, value) in outcomes.items():
+            if not distributed.is_main():
                 continue
-            if distributed.is_main():
-                print(f"{key}: {json.dumps(summary, sort_keys=True)}", flush=True)
+            if kind == "summary":
+                print(f"{key}: {json.dumps(value, sort_keys=True)}", flush=True)
+            else:  # the other configurations still trained; the exit status says so
+                (diverged if kind == "diverged" else failed).append(key)
+                print(f"{key}: {value}", file=sys.stderr, flush=True)
     finally:
         distributed.stop()
-    if diverged:
-        raise SystemExit(f"diverged, the others trained: {', '.join(diverged)}")
+    if diverged or failed:
+        raise SystemExit("; ".join(f"{what}, the others trained: {', '.join(keys)}"
+                                   for what, keys in (("diverged", diverged), ("failed", failed)) if keys))
+
+
+def _outcome(cfg):
+    """("summary", summary) or ("diverged", the advice): a divergence does not stop the other runs."""
+    try:
+        return "summary", train(cfg)
+    except NonFiniteLossError as e:
+        return "diverged", str(e)
 
 
 if __name__ == "__main__":

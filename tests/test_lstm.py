@@ -26,7 +26,7 @@ def _run(module, x, state, weights):
     return (out, h, c), torch.autograd.grad(loss, inputs)
 
 
-@pytest.mark.parametrize("engine", ["fused", "autograd"])
+@pytest.mark.parametrize("engine", ["library", "fused", "autograd"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("num_layers,batch_first,with_state", [
     (1, False, False), (1, False, True), (3, False, True), (2, True, False), (2, True, True),
@@ -82,3 +82,49 @@ def test_registry():
         cells.build("nope", 3, 4)
     with pytest.raises(ValueError, match="does not accept"):
         cells.build("lstm", 3, 4, rounds=5)
+
+
+PLAIN_LSTM_CELLS = [("lstm", {}), ("forget_bias_lstm", {"forget_bias": 1.0}), ("chrono_lstm", {"t_max": 20}),
+                    ("u_lstm", {}), ("weight_drop_lstm", {"weight_drop": 0.5})]
+
+
+@pytest.mark.parametrize("name,options", PLAIN_LSTM_CELLS)
+@pytest.mark.parametrize("training", [True, False])
+def test_library_engine_equals_the_scratch_engine(name, options, training):
+    """The cells whose recurrence is nn.LSTM's default to the library kernel; in float64 its outputs and
+    every gradient (for weight drop, the raw W_hh's through the one mask per forward) equal the
+    from-scratch engine's, from the same weights and the same random stream."""
+    torch.manual_seed(0)
+    library = cells.build(name, 5, 7, num_layers=2, dropout=0.3, **options).double()
+    scratch = cells.build(name, 5, 7, num_layers=2, dropout=0.3, engine="fused", **options).double()
+    assert library.engine == "library"
+    scratch.load_state_dict(library.state_dict())
+    library.train(training)
+    scratch.train(training)
+    x = torch.randn(9, 4, 5, dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn(2, 4, 7, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    weights = [torch.randn(9, 4, 7, dtype=torch.float64), torch.randn(2, 4, 7, dtype=torch.float64),
+               torch.randn(2, 4, 7, dtype=torch.float64)]
+    results = []
+    for layer in (library, scratch):
+        torch.manual_seed(1)  # the same weight-drop and between-layer dropout masks
+        results.append(_run(layer, x, state, weights))
+    (values, grads), (values_ref, grads_ref) = results
+    for a, b in zip(values + grads, values_ref + grads_ref):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    if name == "weight_drop_lstm" and training:  # the mask reached W_hh's gradient: some entries are 0
+        assert (grads[-3] == 0).any() and not (grads_ref[-3] == 0).all()
+
+
+def test_library_engine_gradients_in_eval_mode():
+    """Dynamic evaluation takes gradients of a model in eval mode; the library engine gives them."""
+    layer = cells.build("lstm", 3, 4).eval()
+    out, _ = layer(torch.randn(5, 2, 3))
+    out.sum().backward()
+    assert layer.weight_hh_l0.grad is not None and layer.weight_hh_l0.grad.abs().sum() > 0
+
+
+def test_cells_off_nn_lstm_math_refuse_the_library_engine():
+    with pytest.raises(ValueError, match="unknown engine 'library'"):
+        cells.build("gal_lstm", 3, 4, engine="library")
+    assert cells.build("gal_lstm", 3, 4).engine == "fused"

@@ -103,7 +103,10 @@ class GalLSTM(LSTM):
 
     Per-gate masks on h_{t-1} break the one product h W_hhᵀ per step that the fused engine is built
     on, so the untied variant runs on autograd: one batched product over the four gates per step.
+    The mask on h_{t-1} is not nn.LSTM's math, so there is no library engine.
     """
+
+    library = False
 
     def __init__(self, *args, input_dropout=0.25, recurrent_dropout=0.25, untied=False, **kwargs):
         _check_p(input_dropout=input_dropout, recurrent_dropout=recurrent_dropout)
@@ -150,9 +153,9 @@ class WeightDropLSTM(LSTM):
         self.weight_drop = weight_drop
         super().__init__(*args, **kwargs)
 
-    def layer_forward(self, k, x, h0, c0):
-        w_hh = F.dropout(self.layer_param("weight_hh", k), self.weight_drop, self.training)
-        return lstm_recurrence(self.input_projection(k, x), h0, c0, w_hh, self.engine)
+    def recurrent_weight(self, k):
+        # salesforce/awd-lstm-lm's WeightDrop: one DropConnect mask on W_hh per forward, then the kernel
+        return F.dropout(self.layer_param("weight_hh", k), self.weight_drop, self.training)
 
 
 class MaskedLSTM(PointwiseLayers):
