@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from . import checkpoints, distributed, models, phases, presets, runs
-from . import workers as pool
 from . import data as data_module
+from . import workers as pool
 from .config import ConfigError, make_config
 from .errors import ExplainedError
 from .progress import bar as progress_bar

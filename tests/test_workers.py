@@ -4,10 +4,9 @@ import json
 
 import pytest
 import torch
+from test_train import tiny_ptb
 
 from lstm_nb import train, workers
-
-from test_train import tiny_ptb
 
 
 def _configs():
