@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from . import checkpoints, paths
+from . import checkpoints, claims, paths
+from .presets.seeds import split_run_name
 
 # The unit of a metric, by the end of its name: what the y axis says.
 UNITS = {"loss": "loss (nats per token)", "perplexity": "perplexity", "bpc": "bits per character",
@@ -40,22 +41,69 @@ def axis_label(metric):
 def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None, name=None, ylabels=None,
                 baselines=None):
     """One panel per metric (titled by the split, the y axis by its unit, or `ylabels[metric]`), one
-    line per model, whole epochs on the x axis; `baselines` ({metric: (value, label)}) draws a dashed
-    reference line in that panel. Saved as figures/<name>.png when `name` is given."""
+    line per row, whole epochs on the x axis. A row trained over several seeds (runs `<row>-seed<N>`)
+    draws every seed faintly and their mean boldly. `baselines` ({metric: (value, label)}) draws a
+    dashed reference line in that panel. Saved as figures/<name>.png when `name` is given."""
+    frame = frame.assign(row=[split_run_name(m)[0] for m in frame["model"]])
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        groups = frame.groupby("model", sort=False)
-        for (model, rows), style in zip(groups, itertools.cycle(STYLES)):
-            ax.plot(rows["epoch"], rows[metric], markersize=5, label=model, **style)
+        for ((row, rows), style), color in zip(zip(frame.groupby("row", sort=False), itertools.cycle(STYLES)),
+                                               itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])):
+            seeds = rows["model"].nunique()
+            for _, seed_rows in rows.groupby("model") if seeds > 1 else ():
+                ax.plot(seed_rows["epoch"], seed_rows[metric], color=color, alpha=0.3, linewidth=1, marker=".")
+            mean = rows.groupby("epoch")[metric].mean()
+            ax.plot(mean.index, mean.values, color=color, markersize=5, label=f"{row} (mean of {seeds} seeds)"
+                    if seeds > 1 else row, **style)
         if metric in (baselines or {}):
             value, label = baselines[metric]
             ax.axhline(value, color="black", linestyle="--", linewidth=1.2, label=label)
         ax.set_title(metric.rsplit("_", 1)[0].replace("_", " "))
         ax.set_xlabel("epoch")
         ax.set_ylabel((ylabels or {}).get(metric) or axis_label(metric))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epochs = sorted(frame["epoch"].unique())
+        if len(epochs) <= 12:  # whole epochs only, also for a one-epoch run
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
+    return _finish(fig, title, name)
+
+
+OUTCOME_COLOURS = {claims.REPRODUCED: "tab:green", claims.INCONCLUSIVE: "tab:orange",
+                   claims.CONTRADICTED: "tab:red", claims.NOT_TESTABLE: "tab:gray", "not run": "lightgray"}
+
+
+def plot_claims(table, title=None, name=None):
+    """Every claim of `table` (`results.claims_table` or `every_claim`) on one axis: our effect in the
+    claimed direction as a percentage of the reference row's mean, with its 95 % interval and each
+    seed's paired difference (faint dots), coloured by outcome; the paper's effect as a hollow diamond.
+    A claim not run yet is listed with no marks. Saved as figures/<name>.png when `name` is given."""
+    table = table.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(table) + 1.8))
+    for y, row in table.iterrows():
+        colour = OUTCOME_COLOURS.get(row["outcome"], "black")
+        scale = 100 / abs(row["reference_mean"]) if row.get("reference_mean") else None
+        if scale and row.get("effect") is not None and not pd.isna(row.get("effect")):
+            low, high = (row["low"], row["high"]) if np.isfinite(row["low"]) else (row["effect"], row["effect"])
+            ax.plot([low * scale, high * scale], [y, y], color=colour, linewidth=2.5)
+            ax.plot(row["effect"] * scale, y, "o", color=colour, markersize=7)
+            ax.plot([d * scale for d in row["differences"]], [y] * len(row["differences"]), "|", color=colour,
+                    alpha=0.5, markersize=12)
+        if row.get("paper_effect") is not None and not pd.isna(row.get("paper_effect")):
+            ax.plot(row["paper_effect"] * 100, y, "D", markerfacecolor="none", markeredgecolor="black", markersize=7)
+    labels = [f"{r['notebook']} ({r['preset']}): {r['claim']} [{r['outcome']}, {r['seeds']} seeds]"
+              for _, r in table.iterrows()]
+    ax.set_yticks(range(len(table)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("effect in the claimed direction (% of the reference row's mean; > 0 = as claimed)")
+    handles = [plt.Line2D([], [], color=c, marker="o", linewidth=2.5, label=o) for o, c in OUTCOME_COLOURS.items()]
+    handles += [plt.Line2D([], [], color="black", marker="D", markerfacecolor="none", linestyle="", label="paper"),
+                plt.Line2D([], [], color="gray", marker="|", linestyle="", markersize=12, label="one seed")]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(alpha=0.3, axis="x")
     return _finish(fig, title, name)
 
 

@@ -2,11 +2,13 @@
 whichever session or machine ran it), for the notebooks and the README."""
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
-from . import paths
+from . import claims, paths, presets
+from .presets.seeds import split_run_name
 
 
 def summaries(pattern="*", run_root=None):
@@ -25,6 +27,7 @@ def summaries(pattern="*", run_root=None):
         summary = json.loads(path.read_text())
         unit = next(u for u in ("perplexity", "bpc", "accuracy", "mse", "loss") if f"best_validation_{u}" in summary)
         row = {
+            "experiment": summary["experiment"],
             "dataset": summary["corpus"],
             "preset": summary["experiment"].rsplit("-", 1)[-1],
             "model": summary["model_name"],
@@ -55,3 +58,38 @@ def summaries(pattern="*", run_root=None):
                 row[f"pointer_{split}"] = result[f"pointer_{unit}"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def seeded_runs(pattern="*", run_root=None):
+    """`summaries` as a list of dicts with `row` and `seed` split from each run's name (`presets.seeds`)."""
+    runs = summaries(pattern, run_root).to_dict("records")
+    for run in runs:
+        run["row"], run["seed"] = split_run_name(run["model"])
+        for key, value in run.items():  # pandas fills a column a run lacks with NaN
+            if isinstance(value, float) and math.isnan(value):
+                run[key] = None
+    return runs
+
+
+def claims_table(notebook, preset, run_root=None, **parameters):
+    """(claims, anchors) of `notebook`'s `preset` over its finished runs in run/, as DataFrames: one row
+    per claim declared in the preset (`lstm_nb.claims.judge`), one per anchor (measured beside published)."""
+    declared, anchors = presets.claims(notebook, preset, **parameters)
+    runs = seeded_runs(f"{notebook}-*-{preset}", run_root)
+    measured = {}
+    for anchor in anchors:
+        values = [r[anchor.metric] for r in runs if r["experiment"] == anchor.experiment and r["row"] == anchor.row]
+        measured[anchor.name] = values[0] if values else None
+    rows = claims.judge(declared, runs, presets.scale_note(notebook, preset), anchors, measured)
+    for row in rows:
+        row.update(notebook=notebook, preset=preset)
+    checks = pd.DataFrame([a.check(measured[a.name]) for a in anchors])
+    return pd.DataFrame(rows), checks
+
+
+def every_claim(run_root=None, scales=("cpu", "paper")):
+    """The claims table of every notebook and preset in `scales` that declares claims: judged where run/
+    holds its runs, one row per claim marked "not run" where it does not (a notebook never run still shows)."""
+    tables = [claims_table(notebook, preset, run_root)[0] for notebook, preset in presets.with_claims()
+              if preset in scales]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()

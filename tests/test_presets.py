@@ -178,14 +178,15 @@ def test_gating_paper_preset_is_the_reimplementations_configs_and_variants_diffe
 
 
 def test_the_cpu_preset_trains_both_word_models_with_one_short_run_recipe():
-    """pytorch/examples' recipe for both (SGD at 20 divided by 4 on a plateau, clip 0.25, dropout 0.2,
-    batch 20, BPTT 35): the models differ only in the Mogrifier's rounds and rank."""
+    """pytorch/examples' recipe for both (SGD at 20, clip 0.25, dropout 0.2, batch 20, BPTT 35), the
+    learning rate annealed by a cosine over the run's epochs: the models differ only in the Mogrifier's
+    rounds and rank."""
     setup = presets.get("mogrifier", "cpu")["ptb"]
     lstm, mogrifier = (make_config(setup[name]) for name in ("lstm", "mogrifier"))
     for key in ("data", "optimizer", "scheduler", "clip", "epochs", "patience", "seed"):
         assert lstm[key] == mogrifier[key], key
     assert lstm["optimizer"] == {"name": "SGD", "lr": 20.0}
-    assert lstm["scheduler"] == {"name": "ReduceLROnPlateau", "factor": 0.25, "patience": 0, "threshold": 0.0}
+    assert lstm["scheduler"] == {"name": "CosineAnnealingLR", "T_max": lstm["epochs"]}
     assert (lstm["clip"], lstm["data"]["batch_size"], lstm["data"]["bptt"]) == (0.25, 20, 35)
 
     def without(options, *keys):
@@ -196,3 +197,40 @@ def test_the_cpu_preset_trains_both_word_models_with_one_short_run_recipe():
     assert without(lstm["model"]["cell_options"], "rounds") == without(mogrifier["model"]["cell_options"], "rounds",
                                                                        "rank")
     assert (lstm["model"]["cell_options"]["rounds"], mogrifier["model"]["cell_options"]["rounds"]) == (0, 5)
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "paper"])
+def test_mogrifier_claims_are_declared_over_paired_seeds(preset):
+    """Every row a claim compares trains once per seed of the preset (at least 3 on cpu), under the
+    same seeds in both rows; the anchor is the pytorch/examples recipe with nn.LSTM's math."""
+    setup = presets.get("mogrifier", preset)
+    sections = presets.training_configs("mogrifier", preset)
+    declared, anchors = presets.claims("mogrifier", preset)
+    assert declared and len(anchors) == 1
+    if preset != "smoke":
+        assert len(setup["seeds"]) >= 3
+    for claim in declared:
+        runs = sections[claim.experiment]
+        for row in (claim.reference, claim.variant):
+            assert {cfg["seed"] for name, cfg in runs.items() if name.startswith(f"{row}-seed")} == set(setup["seeds"])
+    anchor = anchors[0]
+    (cfg,) = sections[anchor.experiment].values()
+    cfg = make_config(cfg)
+    built = models.build(100, **cfg["model"])  # the language model's default cell is the LSTM
+    assert {type(layer).__name__ for layer in built.layers} == {"LSTM"} and cfg["model"]["tie_weights"] and cfg["optimizer"] == {"name": "SGD", "lr": 20.0}
+    assert (anchor.published, anchor.metric) == (110.44, "test")
+    assert (presets.scale_note("mogrifier", preset) is None) == (preset != "smoke")
+
+
+def test_the_brown_lstm_row_times_the_from_scratch_engine():
+    brown = presets.training_configs("mogrifier", "cpu")["mogrifier-brown-cpu"]
+    assert brown["lstm-seed1"]["model"]["cell_options"] == {"engine": "fused"}
+    assert brown["nn.LSTM-seed1"]["model"]["cell"] == "nn.LSTM"
+
+
+def test_run_names_carry_row_and_seed():
+    from lstm_nb.presets.seeds import run_name, seeded, split_run_name
+
+    assert split_run_name(run_name("nn.LSTM", 12)) == ("nn.LSTM", 12)
+    assert split_run_name("lstm") == ("lstm", None)  # a run trained before seeds were a preset value
+    assert {k: v["seed"] for k, v in seeded({"a": {"seed": 0}}, [1, 2]).items()} == {"a-seed1": 1, "a-seed2": 2}

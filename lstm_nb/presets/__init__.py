@@ -18,11 +18,12 @@ _NOTEBOOKS = {"mogrifier": mogrifier, "dropout_layernorm": dropout_layernorm, "a
 PRESETS = {notebook: module.PRESETS for notebook, module in _NOTEBOOKS.items()}
 
 
-def training_configs(notebook, preset, epochs=None, device="auto", **parameters):
+def training_configs(notebook, preset, epochs=None, device="auto", workers=None, **parameters):
     """Every model a notebook trains on `preset`, as {experiment: {model_name: full training config}},
     exactly as the notebook trains them: the notebook and `python -m lstm_nb.train` both call this, so
     the command line trains the runs that the notebook then finds in run/. `epochs` (when not None)
-    and `device` override every config; `parameters` are the notebook's other parameters."""
+    and `device` override every config; `workers` (how many runs train at once) changes no run;
+    `parameters` are the notebook's other parameters."""
     sections = _NOTEBOOKS[notebook].sections(get(notebook, preset), preset, **parameters)
     for experiment, models in sections.items():
         for name, cfg in models.items():
@@ -43,3 +44,21 @@ def get(notebook, preset):
     if preset not in names(notebook):
         raise ValueError(f"unknown preset {preset!r} for {notebook}; choose one of {', '.join(names(notebook))}")
     return copy.deepcopy(PRESETS[notebook][preset])
+
+
+def claims(notebook, preset, **parameters):
+    """(claims, anchors) the notebook's `preset` declares, before any run (`lstm_nb.claims`)."""
+    names(notebook)
+    module = _NOTEBOOKS[notebook]
+    return module.claims(preset, **parameters) if hasattr(module, "claims") else ([], [])
+
+
+def scale_note(notebook, preset):
+    """Why `preset` cannot test the notebook's claims, or None when it can."""
+    return getattr(_NOTEBOOKS[notebook], "SCALE", {}).get(preset)
+
+
+def with_claims():
+    """(notebook, preset) pairs whose preset declares claims."""
+    return [(notebook, preset) for notebook in sorted(_NOTEBOOKS) for preset in names(notebook)
+            if claims(notebook, preset)[0]]
