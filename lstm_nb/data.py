@@ -179,6 +179,12 @@ class StreamBatches:
     def splits(self):
         return list(self.streams)
 
+    def to(self, device):
+        """Keep every split on `device` (a GPU): no copy per batch. Returns self."""
+        self.streams = {split: t.to(device) for split, t in self.streams.items()}
+        self.tokens = {split: t.to(device) for split, t in self.tokens.items()}
+        return self
+
     def num_tokens(self, split):
         return self.streams[split][1:].numel()
 
@@ -247,6 +253,11 @@ class InstanceBatches:
     def splits(self):
         return list(self.instances)
 
+    def to(self, device):
+        """Keep every split on `device` (a GPU): no copy per batch. Returns self."""
+        self.instances = {split: t.to(device) for split, t in self.instances.items()}
+        return self
+
     def num_tokens(self, split):
         return self.instances[split][:, 1:].numel()
 
@@ -280,6 +291,11 @@ class SequenceBatches:
     @property
     def splits(self):
         return list(self.examples)
+
+    def to(self, device):
+        """Keep every split on `device` (a GPU): no copy per batch. Returns self."""
+        self.examples = {split: (x.to(device), y.to(device)) for split, (x, y) in self.examples.items()}
+        return self
 
     def num_batches(self, split):
         return -(-len(self.examples[split][0]) // self.sizes[split])

@@ -12,12 +12,14 @@ by `LSTM_NB_GEMM`:
     onednn   oneDNN's full-precision float32 linear for float32 CPU products of at least
              MIN_ONEDNN_PRODUCT multiply-adds; torch for everything else (float64, CUDA, autocast,
              small products, or a torch built without oneDNN)
-    auto     (default) onednn on x86 CPUs not made by Intel, torch everywhere else: on the project's
-             Intel Xeon MKL is the faster of the two (BENCHMARKS.md)
+    auto     (default) whichever of the two is faster on this machine, measured: both time the
+             recurrences' typical products (`measure`), and the result is cached per CPU model, torch
+             version and thread count (three CPU kinds gave three different rankings, so no vendor
+             rule holds)
 
-The choice depends only on the variable, the CPU's vendor and the torch build, so it is the same for
-every step of a run and a resumed run on the same machine stays bit-identical. `describe()` names it;
-`config.json` and the benchmarks report it.
+A run records the backend it used in `config.json`, and a resumed run uses the recorded one, whatever
+`auto` would measure now, so it stays bit-identical. `describe()` names the choice and how it was
+made; the benchmarks report it.
 
 oneDNN's linear is reached through `torch.ops.mkldnn._linear_pointwise`, a private op that
 torch.compile's CPU inductor uses. No public API routes float32 products to oneDNN at full precision
@@ -27,8 +29,12 @@ this module checks the op exists and falls back to torch when it does not; the t
 """
 
 import contextlib
+import hashlib
+import json
 import os
 import platform
+import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -65,47 +71,110 @@ def onednn_available():
 
 def resolve(requested=None):
     """The backend that `requested` (default: $LSTM_NB_GEMM, else "auto") means on this machine:
-    "torch" or "onednn". An unknown name is refused."""
+    "torch" or "onednn" (`auto`: the faster, measured once per machine). An unknown name is refused."""
     requested = (requested if requested is not None else os.environ.get(ENV, "auto")).strip().lower() or "auto"
     if requested not in BACKENDS:
         raise ValueError(f"{ENV}={requested!r} is not a backend; use one of {', '.join(BACKENDS)}")
     if not onednn_available():
         return "torch"
     if requested == "auto":
-        vendor = cpu_vendor()
-        return "onednn" if vendor and vendor != "GenuineIntel" else "torch"
+        return measured_choice()["backend"]
     return requested
 
 
-_backend = resolve()
+# The products `auto` times: one step's recurrent product and one weight gradient over T·B = 700 rows, at
+# the hidden sizes of the benchmarks (200, 650, 1150), forward as the recurrences call them.
+MEASURED_SHAPES = [(20, 200, 800), (20, 650, 2600), (64, 1150, 4600), (800, 700, 200), (2600, 700, 650)]
+
+
+def measure(repeats=5):
+    """{backend: seconds}: the best of `repeats` interleaved rounds of every MEASURED_SHAPES product."""
+    operands = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in MEASURED_SHAPES]
+    best = {}
+    for _ in range(repeats):
+        for name in ("torch", "onednn"):
+            with using(name):
+                start = time.perf_counter()
+                for a, b in operands:
+                    for _ in range(3):
+                        mm(a, b)
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+    return best
+
+
+def _cache_file():
+    key = f"{describe_cpu()}|{torch.__version__}|{torch.get_num_threads()}"
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "lstm_nb" / f"gemm-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json", key
+
+
+def measured_choice():
+    """{"backend", "seconds", "key"}: `auto`'s choice on this machine, measured once, then read from the
+    cache (a cache that cannot be written or read is measured again, never an error)."""
+    path, key = _cache_file()
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key and cached.get("backend") in ("torch", "onednn"):
+            return cached
+    except (OSError, ValueError):
+        pass
+    global _backend
+    previous, _backend = _backend, "torch"  # `using` inside `measure` must not resolve `auto` again
+    try:
+        seconds = measure()
+    finally:
+        _backend = previous
+    choice = {"backend": min(seconds, key=seconds.get), "seconds": seconds, "key": key}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(choice))
+    except OSError:
+        pass
+    return choice
+
+
+_backend = None  # resolved on first use: `auto` may measure, which no import should pay for
 
 
 def backend():
     """The backend in use: "torch" or "onednn"."""
+    global _backend
+    if _backend is None:
+        _backend = resolve()
     return _backend
 
 
 def set_backend(requested):
     """Switch the backend for this process ("auto", "torch" or "onednn"); returns the previous one."""
     global _backend
-    previous, _backend = _backend, resolve(requested)
+    previous = backend()
+    _backend = resolve(requested)
     return previous
 
 
 @contextlib.contextmanager
 def using(requested):
     """The backend `requested` inside the block (None: the current one), the previous one restored after it."""
-    previous = set_backend(requested) if requested is not None else _backend
+    global _backend
+    previous = set_backend(requested) if requested is not None else backend()
     try:
         yield
     finally:
-        set_backend(previous)
+        _backend = previous
+
+
+def describe_cpu():
+    return _cpuinfo("model name") or platform.processor()
 
 
 def describe():
-    """What the environment report and the benchmarks print: the backend, what asked for it, the CPU."""
-    return {"backend": _backend, "requested": os.environ.get(ENV, "auto"),
-            "cpu": _cpuinfo("model name") or platform.processor(), "cpu_vendor": cpu_vendor()}
+    """What the environment report and the benchmarks print: the backend, what asked for it (with
+    `auto`, the measured seconds per backend), the CPU."""
+    requested = os.environ.get(ENV, "auto")
+    described = {"backend": backend(), "requested": requested, "cpu": describe_cpu(), "cpu_vendor": cpu_vendor()}
+    if requested.strip().lower() in ("auto", "") and onednn_available():
+        described["measured_seconds"] = measured_choice()["seconds"]
+    return described
 
 
 # Below this many multiply-adds a product stays on torch: oneDNN's fixed cost per call (~15 µs on the
@@ -117,7 +186,7 @@ def _onednn(rows, b, *others):
     """Whether a product of `rows` rows by b (K×N) goes to oneDNN: the backend says so, the operands (b
     and `others`) are float32 CPU tensors outside autocast (whose reduced precision belongs to torch's
     own ops), and the product has at least MIN_ONEDNN_PRODUCT multiply-adds."""
-    return (_backend == "onednn" and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (b, *others))
+    return (backend() == "onednn" and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (b, *others))
             and not torch.is_autocast_enabled("cpu") and rows * b.numel() >= MIN_ONEDNN_PRODUCT)
 
 

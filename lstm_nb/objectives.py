@@ -18,6 +18,7 @@ MSE).
 
 import math
 
+import torch
 import torch.nn.functional as F
 
 
@@ -36,6 +37,12 @@ def per_step_cross_entropy(logits, target, reduction="mean"):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1), reduction=reduction)
 
 
+def _summed(total):
+    """A batch's summed statistic as a float64 scalar on the model's device: evaluation adds them there
+    and reads the total once per split, not once per batch (a host sync per batch stalls a GPU)."""
+    return total.detach().to(torch.float64)
+
+
 def named(prefix, means):
     """{"<prefix>_<name>": mean}: the metrics files' names of a task's means."""
     return {f"{prefix}_{name}": value for name, value in means.items()}
@@ -51,7 +58,7 @@ class NextToken:
     loss = staticmethod(per_step_cross_entropy)
 
     def statistics(self, logits, target):
-        return {"loss": (per_step_cross_entropy(logits, target, "sum").item(), target.numel())}
+        return {"loss": (_summed(per_step_cross_entropy(logits, target, "sum")), target.numel())}
 
     def metrics(self, prefix, means):
         return loss_metrics(prefix, means["loss"], self.unit)
@@ -65,8 +72,8 @@ class Classification:
         return F.cross_entropy(logits.float(), target)
 
     def statistics(self, logits, target):
-        total = F.cross_entropy(logits.float(), target, reduction="sum").item()
-        correct = (logits.argmax(-1) == target).sum().item()
+        total = _summed(F.cross_entropy(logits.float(), target, reduction="sum"))
+        correct = _summed((logits.argmax(-1) == target).sum())
         return {"loss": (total, target.numel()), "accuracy": (correct, target.numel())}
 
     metrics = staticmethod(named)
@@ -85,9 +92,9 @@ class CopyRecall:
 
     def statistics(self, logits, target):
         tail, wanted = logits[-self.recalled:], target[-self.recalled:]
-        correct = (tail.argmax(-1) == wanted).sum().item()
-        return {"loss": (per_step_cross_entropy(logits, target, "sum").item(), target.numel()),
-                "recall_loss": (per_step_cross_entropy(tail, wanted, "sum").item(), wanted.numel()),
+        correct = _summed((tail.argmax(-1) == wanted).sum())
+        return {"loss": (_summed(per_step_cross_entropy(logits, target, "sum")), target.numel()),
+                "recall_loss": (_summed(per_step_cross_entropy(tail, wanted, "sum")), wanted.numel()),
                 "accuracy": (correct, wanted.numel())}
 
     metrics = staticmethod(named)
@@ -101,7 +108,7 @@ class Regression:
         return F.mse_loss(output.squeeze(-1).float(), target)
 
     def statistics(self, output, target):
-        return {"loss": (F.mse_loss(output.squeeze(-1).float(), target, reduction="sum").item(), target.numel())}
+        return {"loss": (_summed(F.mse_loss(output.squeeze(-1).float(), target, reduction="sum")), target.numel())}
 
     def metrics(self, prefix, means):
         return {f"{prefix}_loss": means["loss"], f"{prefix}_mse": means["loss"]}

@@ -29,7 +29,7 @@ def summaries(pattern="*", run_root=None):
         row = {
             "experiment": summary["experiment"],
             "dataset": summary["corpus"],
-            "preset": summary["experiment"].rsplit("-", 1)[-1],
+            "preset": presets.preset_of(summary["experiment"]),
             "model": summary["model_name"],
             "parameters": summary["parameters"],
             "epochs": summary["epochs_trained"],

@@ -81,6 +81,15 @@ def read_config(folder):
         "configuration is checked against the one stored in the run's checkpoints."))
 
 
+def recorded_gemm_backend(folder):
+    """The matrix-product backend a run in `folder` started with (its config.json), None for a new run
+    (or one whose config.json is gone or predates the record: `auto` then decides)."""
+    try:
+        return json.loads((Path(folder) / "config.json").read_text())["gemm"]["backend"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def readable_json(path):
     try:
         json.loads(Path(path).read_text())

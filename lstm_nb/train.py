@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, distributed, models, phases, presets, runs
+from . import checkpoints, distributed, gemm, models, phases, presets, runs
 from . import data as data_module
 from . import workers as pool
 from .config import ConfigError, make_config
@@ -99,6 +99,7 @@ def autocast(precision, device):
 def evaluation(model, data, split, device, precision="float32"):
     """The task's metrics over the whole split ({"loss": mean loss, ...}; a language model's loss is
     the mean NLL per token, token-weighted), dropout off, state carried where the data carries it.
+    The sums stay on the device until the split is read (one host sync per split, not per batch).
     Under torchrun each rank reads its share and the sums are added over ranks."""
     model.eval()
     state, sums = None, {}
@@ -109,6 +110,7 @@ def evaluation(model, data, split, device, precision="float32"):
             for name, (total, count) in data.objective.statistics(output, y).items():
                 before = sums.get(name, (0.0, 0))
                 sums[name] = (before[0] + total, before[1] + count)
+    sums = {name: (float(total), count) for name, (total, count) in sums.items()}
     if data.sharded[split]:
         sums = {name: distributed.sum_over_ranks(*pair) for name, pair in sums.items()}
     return {name: total / count for name, (total, count) in sums.items()}
@@ -132,23 +134,33 @@ def window_loss(model, data, x, y, state, device, ar=0.0, tar=0.0):
     return data.objective.loss(logits, y), penalty, state
 
 
+# How often (in steps) training reads its running loss on the host: to check that it is finite and to
+# show it on the progress bar. Reading it every step would stall a GPU at every step.
+SYNC_EVERY = 50
+
+
 def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None, max_length=None):
     """One pass over the training split; returns the mean training loss, weighted by the targets (the
     task's loss alone, without AR/TAR), over every rank's targets under torchrun, where `model` is
     the DistributedDataParallel wrapper. With variable BPTT each step's learning rate is scaled by the
-    window's length / bptt (main.py); `max_length` caps the lengths (fine-tuning)."""
+    window's length / bptt (main.py); `max_length` caps the lengths (fine-tuning). The loss is summed on
+    the device and checked every SYNC_EVERY steps and at the end: a non-finite loss is reported with
+    the first batch where it appeared (the epoch's steps after it are discarded with the epoch)."""
     model.train()
-    state, total, count = None, 0.0, 0
+    state, count = None, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # the first non-finite step, or -1
+    bad_loss = torch.zeros((), dtype=torch.float64, device=device)
     windows = data.batches("train", epoch, max_length=max_length) if max_length else data.batches("train", epoch)
     bar = progress_bar(windows, total=data.num_batches("train"), desc=desc or f"epoch {epoch}", leave=False,
                        mininterval=1.0)
     for step, (x, y) in enumerate(bar):
         with autocast(cfg["precision"], device):
             loss, penalty, state = window_loss(model, data, x, y, state, device, cfg["ar"], cfg["tar"])
-        # every rank takes the same decision on the same (summed) number, so none waits for another
-        loss_sum, tokens = distributed.sum_over_ranks(loss.item() * y.numel(), y.numel())
-        if not math.isfinite(loss_sum):
-            raise NonFiniteLossError(f"the training loss became {loss_sum / tokens} at epoch {epoch}, batch {step}")
+        summed = loss.detach().to(torch.float64) * y.numel()
+        newly_bad = (first_bad < 0) & ~torch.isfinite(summed)
+        first_bad = torch.where(newly_bad, step, first_bad)
+        bad_loss = torch.where(newly_bad, summed / y.numel(), bad_loss)
         optimizer.zero_grad(set_to_none=True)
         (loss + penalty).backward()
         if cfg["clip"]:
@@ -156,10 +168,24 @@ def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None, max_lengt
         scale = x.shape[0] / data.bptt if data.variable_bptt else 1.0
         with phases.scaled_lr(optimizer, scale):
             optimizer.step()
-        total += loss_sum
-        count += tokens
-        bar.set_postfix(loss=f"{total / count:.3f}", refresh=False)
-    return total / count
+        total += summed
+        count += y.numel()
+        if (step + 1) % SYNC_EVERY == 0:
+            _check_finite(total, count, first_bad, bad_loss, epoch, step)
+            bar.set_postfix(loss=f"{total.item() / count:.3f}", refresh=False)
+    return _check_finite(total, count, first_bad, bad_loss, epoch, step)
+
+
+def _check_finite(total, count, first_bad, bad_loss, epoch, step):
+    """The mean training loss so far over every rank (one host sync); NonFiniteLossError naming the first
+    bad batch when it is not finite. Every rank takes the same decision on the same summed number."""
+    loss_sum, tokens = distributed.sum_over_ranks(total.item(), count)
+    if not math.isfinite(loss_sum):
+        where = int(first_bad)
+        at = f"batch {where}" if where >= 0 else f"a batch up to {step} of another process"
+        value = float(bad_loss) if where >= 0 else loss_sum / tokens
+        raise NonFiniteLossError(f"the training loss became {value} at epoch {epoch}, {at}")
+    return loss_sum / tokens
 
 
 def build_model(cfg, model_inputs):
@@ -197,7 +223,7 @@ def train(config, run_root=None):
 
     seed_everything(cfg["seed"])
     device = distributed.device(cfg["device"])
-    data = data_module.build(**cfg["data"])
+    data = data_module.build(**cfg["data"]).to(device)
     model = build_model(cfg, data.model_inputs).to(device)
     optimizer = make_optimizer(model, cfg["optimizer"])
     scheduler = make_scheduler(optimizer, cfg["scheduler"])
@@ -218,6 +244,8 @@ def train(config, run_root=None):
         finished = distributed.on_main(lock)
         if finished is not None:
             return finished
+        # a resumed run keeps the matrix-product backend it started with, so it stays bit-identical
+        held.enter_context(gemm.using(distributed.on_main(lambda: runs.recorded_gemm_backend(folder))))
         return _train_locked(cfg, folder, data, model, optimizer, scheduler, device)
 
 

@@ -31,18 +31,39 @@ def assert_same_product(got, want):
     assert (got - want).abs().max().item() <= tol * scale
 
 
-@pytest.mark.parametrize("vendor, onednn, expected", [
-    ("AuthenticAMD", True, "onednn"), ("HygonGenuine", True, "onednn"), ("GenuineIntel", True, "torch"),
-    ("", True, "torch"), ("AuthenticAMD", False, "torch"),
-])
-def test_auto_picks_onednn_on_x86_cpus_not_made_by_intel(monkeypatch, vendor, onednn, expected):
-    monkeypatch.setattr(gemm, "cpu_vendor", lambda: vendor)
-    monkeypatch.setattr(gemm, "onednn_available", lambda: onednn)
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty per-machine cache of `auto`'s measurement."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv(gemm.ENV, raising=False)
-    assert gemm.resolve() == expected
-    assert gemm.resolve("auto") == expected
-    assert gemm.resolve("torch") == "torch"
-    assert gemm.resolve(" ONEDNN ") == ("onednn" if onednn else "torch")  # missing op: torch, whatever is asked
+    return tmp_path
+
+
+@pytest.mark.parametrize("faster", ["torch", "onednn"])
+def test_auto_picks_the_measured_faster_backend_once_per_machine(cache, monkeypatch, faster):
+    monkeypatch.setattr(gemm, "onednn_available", lambda: True)
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return {"torch": 1.0, "onednn": 2.0} if faster == "torch" else {"torch": 2.0, "onednn": 1.0}
+
+    monkeypatch.setattr(gemm, "measure", measure)
+    assert gemm.resolve() == faster and gemm.resolve("auto") == faster
+    assert len(calls) == 1  # the second call read the cache
+    assert gemm.resolve("torch") == "torch" and gemm.resolve(" ONEDNN ") == "onednn"  # overridable
+    monkeypatch.setattr(gemm, "onednn_available", lambda: False)
+    assert gemm.resolve("auto") == "torch" and gemm.resolve("onednn") == "torch"  # missing op: torch
+
+
+def test_the_measurement_times_both_backends_and_a_broken_cache_is_measured_again(cache):
+    seconds = gemm.measure(repeats=1)
+    assert set(seconds) == {"torch", "onednn"} and all(s > 0 for s in seconds.values())
+    path, _ = gemm._cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json")
+    assert gemm.measured_choice()["backend"] in ("torch", "onednn")
+    assert gemm.measured_choice() == __import__("json").loads(path.read_text())  # rewritten, then read
 
 
 def test_the_environment_variable_chooses_and_a_bad_name_is_refused(monkeypatch):

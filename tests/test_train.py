@@ -195,3 +195,22 @@ def test_early_stopping_with_patience(home):
     # lr 0 cannot improve after epoch 1: patience 1 stops after epoch 2
     summary = train.train(tiny_ptb(epochs=5, patience=1, optimizer={"name": "SGD", "lr": 0.0}))
     assert summary["stopped_early"] and summary["epochs_trained"] == 2 and summary["best_epoch"] == 1
+
+
+@pytest.mark.skipif(not gemm.onednn_available(), reason="this torch build has no oneDNN linear")
+def test_a_resumed_run_keeps_the_matrix_product_backend_it_started_with(home, monkeypatch):
+    real_epoch, seen = train.train_epoch, []
+
+    def watched(model, data, optimizer, cfg, epoch, device, desc=None, max_length=None):
+        seen.append(gemm.backend())
+        if epoch == 2 and len(seen) == 2:
+            raise KeyboardInterrupt  # stopped during epoch 2: epoch 1's checkpoint is kept
+        return real_epoch(model, data, optimizer, cfg, epoch, device, desc, max_length)
+
+    monkeypatch.setattr(train, "train_epoch", watched)
+    with gemm.using("onednn"), pytest.raises(KeyboardInterrupt):
+        train.train(tiny_ptb(epochs=2))
+    with gemm.using("torch"):  # what this machine would pick now
+        train.train(tiny_ptb(epochs=2))
+        assert gemm.backend() == "torch"  # restored after the run
+    assert seen == ["onednn", "onednn", "onednn"]

@@ -57,3 +57,12 @@ def build(name, input_size, hidden_size, num_layers=1, batch_first=False, **opti
         return _REGISTRY[name](input_size, hidden_size, num_layers=num_layers, batch_first=batch_first, **options)
     except TypeError as e:
         raise ValueError(f"cell {name!r} does not accept these options {sorted(options)}: {e}") from e
+
+
+def runs_on_library_kernel(name, options=None):
+    """Whether the layer `name` with `options` runs the library's fused kernel (cuDNN on a GPU): nn.LSTM
+    and nn.GRU, and the cells whose math is nn.LSTM's on their default engine."""
+    layer = _REGISTRY.get(name)
+    if layer in (nn.LSTM, nn.GRU):
+        return True
+    return bool(getattr(layer, "library", False)) and (options or {}).get("engine", "library") == "library"

@@ -62,3 +62,9 @@ def with_claims():
     """(notebook, preset) pairs whose preset declares claims."""
     return [(notebook, preset) for notebook in sorted(_NOTEBOOKS) for preset in names(notebook)
             if claims(notebook, preset)[0]]
+
+
+def preset_of(experiment):
+    """The preset in an experiment's name `<notebook>-<dataset>-<preset>` (a preset may hold a hyphen)."""
+    known = sorted({p for presets in PRESETS.values() for p in presets}, key=len, reverse=True)
+    return next((p for p in known if experiment.endswith(f"-{p}")), experiment.rsplit("-", 1)[-1])

@@ -53,16 +53,18 @@ def rows(rates=RATES):
     }
 
 
-def _zaremba(hidden, bptt, eval_batch_size, epochs, decay_after, decay, clip, data=None):
+def _zaremba(hidden, bptt, eval_batch_size, epochs, decay_after, decay, clip, data=None, test_batch_size=None):
     """Zaremba's recipe: SGD at lr 1, multiplied by `decay` after every epoch from `decay_after` on
     (up to `epochs`: a longer `epochs` override keeps the last rate), the gradient norm clipped at `clip`.
 
     Zaremba's loss (main.lua; ptb_word_lm.py) is the cross-entropy *summed* over the BPTT steps and
     averaged over the batch; ours is averaged over both, so his gradient is `bptt` times ours. His
     clip-then-step, clip(g_sum, clip) · lr, is therefore clip(g_mean, clip / bptt) · (lr · bptt): the
-    same update, which is what these settings give."""
+    same update, which is what these settings give. main.lua validates at the training batch (20) and
+    tests at batch 1 (`ptb.testdataset` ignores the batch size); `paper` does the same."""
     return {
-        "data": {"corpus": "ptb", "batch_size": 20, "bptt": bptt, "eval_batch_size": eval_batch_size, **(data or {})},
+        "data": {"corpus": "ptb", "batch_size": 20, "bptt": bptt, "eval_batch_size": eval_batch_size,
+                 "test_batch_size": test_batch_size, **(data or {})},
         "model": {"embedding_size": hidden, "hidden_size": hidden, "num_layers": 2},
         "optimizer": {"name": "SGD", "lr": 1.0 * bptt},
         "scheduler": {"name": "MultiStepLR", "milestones": list(range(decay_after, epochs)), "gamma": decay},
@@ -90,7 +92,7 @@ PRESETS = {
         "training_step": {"shapes": [[20, 20, 200], [20, 35, 650]], "repeats": 3},
     },
     "paper": {
-        "ptb": _zaremba(650, 35, 1, 39, 6, 0.8, 5.0),
+        "ptb": _zaremba(650, 35, 20, 39, 6, 0.8, 5.0, test_batch_size=1),
         # Gal's script: 100 passes at the training rates; lamb's test.sh also tries lower multipliers.
         "mc_dropout": {"multipliers": [0.6, 0.8, 1.0], "samples": 100},
         "capacity": {"dataset_size": 100, "epochs": 10},

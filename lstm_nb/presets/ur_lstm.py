@@ -57,6 +57,18 @@ PRESETS = {
         "pmnist": _task("pmnist", 1024, 50, 150, 1e-3, [1, 2, 3], list(VARIANTS)),
         "cifar-10": _task("cifar-10", 1024, 50, 150, 1e-3, [1, 2, 3], list(VARIANTS)),
     },
+    # ours: what one modern GPU finishes in about a day (`python -m lstm_nb.budget ur_lstm:paper-lite`
+    # estimates it; README, "What a paper preset costs"), keeping the paper's claims testable over 3 seeds:
+    # copy and adding at lengths beyond cpu's with every variant, then pixel MNIST and permuted MNIST on
+    # all 60,000 images with the 2 x 2 ablation, 256 units, for 10 epochs instead of 150.
+    "paper-lite": {
+        "copy": _task("copy", 128, 32, 10, 1e-3, [1, 2, 3], list(VARIANTS),
+                      {"length": 200, "examples": [20_000, 1000, 1000]}),
+        "adding": _task("adding", 128, 32, 10, 1e-3, [1, 2, 3], list(VARIANTS),
+                        {"length": 750, "examples": [20_000, 1000, 1000]}),
+        "mnist": _task("mnist", 256, 50, 10, 1e-3, [1, 2, 3], CORE),
+        "pmnist": _task("pmnist", 256, 50, 10, 1e-3, [1, 2, 3], CORE),
+    },
 }
 
 
