@@ -38,7 +38,9 @@ class Claim:
     least `min_effect` (in the metric's units). `source` is "paper" or "ours"; `paper_effect` the
     paper's reported improvement in the same direction, relative to its reference (0.08 = 8 %), or None
     where the paper gives no number. `experiment` is the run/ section holding both rows. `kind` is
-    "paired" (a continuous metric) or "solved" (`metric` at or below `solved_below` counts as solved)."""
+    "paired" (a continuous metric) or "solved" (`metric` at or below `solved_below` counts as solved).
+    `reference_metric` (default `metric`) reads the reference row's value from another column, so that
+    one run can be compared before and after a phase (fine-tuning) or an evaluation (a cache)."""
 
     name: str
     statement: str
@@ -54,6 +56,7 @@ class Claim:
     solved_below: float | None = None
     family: str | None = None
     not_testable: str | None = None  # why this scale cannot test it, and the preset that does
+    reference_metric: str | None = None
 
     def __post_init__(self):
         if self.source not in ("paper", "ours"):
@@ -62,7 +65,7 @@ class Claim:
             raise ValueError(f"claim {self.name}: direction must be 'lower' or 'higher', got {self.direction!r}")
         if self.kind not in ("paired", "solved") or (self.kind == "solved") != (self.solved_below is not None):
             raise ValueError(f"claim {self.name}: kind 'solved' needs solved_below, 'paired' must not have it")
-        if self.reference == self.variant:
+        if self.reference == self.variant and (self.reference_metric or self.metric) == self.metric:
             raise ValueError(f"claim {self.name}: compares {self.reference!r} with itself")
 
 
@@ -177,16 +180,17 @@ def holm(p_values, alpha=1 - LEVEL):
     return rejected
 
 
-def _values(runs, claim, row):
-    """{seed: value} of `row`'s finished runs in `runs` (rows of `results.by_seed`)."""
-    return {r["seed"]: r[claim.metric] for r in runs
-            if r["experiment"] == claim.experiment and r["row"] == row and r.get(claim.metric) is not None
-            and not math.isnan(r[claim.metric])}
+def _values(runs, experiment, row, metric):
+    """{seed: value} of `row`'s finished runs in `runs` (rows of `results.seeded_runs`)."""
+    return {r["seed"]: r[metric] for r in runs
+            if r["experiment"] == experiment and r["row"] == row and r.get(metric) is not None
+            and not math.isnan(r[metric])}
 
 
 def judge_one(claim, runs, scale_note=None):
     """One claim's row of the claims table, from `runs` (dicts with experiment, row, seed and metrics)."""
-    ref, var = _values(runs, claim, claim.reference), _values(runs, claim, claim.variant)
+    ref = _values(runs, claim.experiment, claim.reference, claim.reference_metric or claim.metric)
+    var = _values(runs, claim.experiment, claim.variant, claim.metric)
     seeds = sorted(set(ref) & set(var))
     row = {"claim": claim.name, "statement": claim.statement, "source": claim.source, "metric": claim.metric,
            "reference": claim.reference, "variant": claim.variant, "seeds": len(seeds),

@@ -93,3 +93,45 @@ def every_claim(run_root=None, scales=("cpu", "paper")):
     tables = [claims_table(notebook, preset, run_root)[0] for notebook, preset in presets.with_claims()
               if preset in scales]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def claims_markdown(table):
+    """The README's results table: one line per claim of `table` (`every_claim`), our effect with its
+    interval beside the paper's, the outcome."""
+
+    def number(value, digits=2):
+        return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+    header = ("| notebook | preset | claim | source | seeds | reference → variant (means) | effect [95 % interval] "
+              "| paper's effect | outcome |")
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        means = f"{number(r.get('reference_mean'))} → {number(r.get('variant_mean'))}" if r["seeds"] else "–"
+        if r["seeds"] and r.get("reference_solved") is not None and not pd.isna(r.get("reference_solved")):
+            effect = f"solved {int(r['reference_solved'])} → {int(r['variant_solved'])} of {r['seeds']}"
+        else:
+            effect = f"{number(r.get('effect'))} [{number(r.get('low'))}, {number(r.get('high'))}]" if r["seeds"] else "–"
+        paper = "–" if pd.isna(r.get("paper_effect")) or r.get("paper_effect") is None else f"{r['paper_effect']:+.1%}"
+        outcome = r["outcome"] + ("" if r.get("trusted", True) or r["outcome"] == "not run" else ", anchor missed")
+        lines.append(f"| [{r['notebook']}](notebooks/{r['notebook']}.ipynb) | {r['preset']} | {r['statement']} | "
+                     f"{r['source']} | {r['seeds']} | {means} | {effect} | {paper} | {outcome} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """python -m lstm_nb.results: every notebook's claims (cpu and paper presets) from run/, as the
+    README's markdown table and figures/claims.png."""
+    import argparse
+
+    from . import plots
+
+    parser = argparse.ArgumentParser(prog="python -m lstm_nb.results", description=main.__doc__)
+    parser.add_argument("--scales", nargs="+", default=["cpu"], help="the presets to include (default: cpu)")
+    args = parser.parse_args(argv)
+    table = every_claim(scales=args.scales)
+    plots.plot_claims(table, title="Every claim, from run/", name="claims")
+    print(claims_markdown(table))
+
+
+if __name__ == "__main__":
+    main()

@@ -107,3 +107,28 @@ def sections(setup, preset):
     base = setup["ptb"]
     return {f"dropout_layernorm-ptb-{preset}": {name: override(base, {"model": {**base["model"], **changes}})
                                                 for name, changes in rows().items()}}
+
+
+SCALE = {"smoke": "smoke trains tiny models for seconds to check that every method runs; cpu and paper test the claims",
+         "cpu": None, "paper": None}
+
+
+def claims(preset):
+    """Each paper's own claim, at equal size on PTB: non-recurrent dropout beats none (Zaremba et al.),
+    and each recurrent method beats non-recurrent dropout alone (Gal & Ghahramani; Moon et al.;
+    Semeniuta et al.; Krueger et al.). LayerNorm's claim (Ba et al.) is faster convergence with Adam,
+    which a fixed SGD schedule does not measure."""
+    from ..claims import Claim
+
+    experiment = f"dropout_layernorm-ptb-{preset}"
+    declared = [Claim("zaremba", "non-recurrent dropout lowers validation perplexity (Zaremba et al. 2014)",
+                      "paper", experiment, "validation", "no_dropout", "zaremba", family="regularisers")]
+    for row, who in (("gal_tied", "Gal & Ghahramani 2016"), ("moon", "Moon et al. 2015"),
+                     ("semeniuta", "Semeniuta et al. 2016"), ("zoneout", "Krueger et al. 2017")):
+        declared.append(Claim(row, f"{row} on top of non-recurrent dropout lowers validation perplexity ({who})",
+                              "paper", experiment, "validation", "zaremba", row, family="regularisers"))
+    declared.append(Claim("layernorm", "LayerNorm makes training converge faster (Ba et al. 2016)", "paper",
+                          experiment, "validation", "no_dropout", "layernorm",
+                          not_testable="Ba et al. measure convergence speed with Adam; these rows train with "
+                                       "Zaremba's SGD schedule (the paper preset does too)"))
+    return declared, []

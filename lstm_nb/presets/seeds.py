@@ -2,12 +2,12 @@
 
 The same seed in two rows gives them the same initial random draw and the same data order, so their
 difference on that seed is a paired comparison (`lstm_nb.claims`). Run names without the suffix (runs
-trained before seeds were a preset value) read as seed None.
+trained before seeds were a preset value) read as seed None; the gating notebook's `<row>-s<N>` is read too.
 """
 
 import re
 
-_NAME = re.compile(r"(?P<row>.+)-seed(?P<seed>\d+)$")
+_NAME = re.compile(r"(?P<row>.+)-s(?:eed)?(?P<seed>\d+)$")  # the gating notebook's runs end in -s<N>
 
 
 def seeded(rows, seeds):

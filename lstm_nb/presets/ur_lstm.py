@@ -96,3 +96,27 @@ def sections(setup, preset):
     return {f"ur_lstm-{name}-{preset}": {run_name(cell, seed): variant_config(task, cell, seed)
                                          for cell in task["variants"] for seed in task["seeds"]}
             for name, task in setup.items()}
+
+
+SCALE = {"smoke": "smoke trains tiny models for seconds to check that every variant runs; cpu, paper-lite and "
+                  "paper test the claims", "cpu": None, "paper-lite": None, "paper": None}
+
+
+def claims(preset):
+    """Gu et al.'s claims on the memory tasks, against the LSTM: "solved" (test MSE below 10 % of the
+    memoryless baseline 1/6) counted over seeds for adding; recalled-symbol accuracy for copy. One
+    reference for several rows: exploratory, Holm-corrected."""
+    from ..claims import Claim
+
+    setup = PRESETS[preset]
+    declared = []
+    if "adding" in setup:
+        for row, what in (("ur_lstm", "the UR-LSTM solves adding where the LSTM does not"),
+                          ("r_lstm", "the refine gate alone solves adding where the LSTM does not"),
+                          ("u_lstm", "UGI alone solves adding where the LSTM does not")):
+            declared.append(Claim(f"adding_{row}", what, "paper", f"ur_lstm-adding-{preset}", "test", "lstm", row,
+                                  kind="solved", solved_below=0.1 / 6, family="gating"))
+    if "copy" in setup:
+        declared.append(Claim("copy_ur_lstm", "the UR-LSTM recalls more copied symbols than the LSTM", "paper",
+                              f"ur_lstm-copy-{preset}", "test", "lstm", "ur_lstm", "higher", family="gating"))
+    return declared, []
