@@ -147,7 +147,9 @@ def main(argv=None):
                         help="matrix-product backends to time our models under (default: LSTM_NB_GEMM's)")
     parser.add_argument("--lm", action="store_true", help="time a language model's training epoch instead")
     parser.add_argument("--sizes", nargs="+", type=int, default=[200, 650], help="--lm: hidden = embedding sizes")
-    parser.add_argument("--fraction", type=float, default=0.02, help="--lm: the head of PTB's training split")
+    parser.add_argument("--fraction", type=float, default=0.02, help="--lm, --workers: the head of PTB's training split")
+    parser.add_argument("--workers", action="store_true",
+                        help="time two independent small LM runs in sequence and with 2 worker processes instead")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args(argv)
 
@@ -157,7 +159,15 @@ def main(argv=None):
         print(f"CPU: {machine['cpu'] or 'unknown'}; {gemm.ENV}={machine['requested']} selects {machine['backend']}; "
               f"timed under: {', '.join(backends)}", flush=True)
     device = torch.device(args.device)
-    if args.lm:
+    if args.workers:
+        from . import bench_lm
+
+        rows = [bench_lm.bench_workers(args.fraction)]
+        if not args.json:
+            r = rows[0]
+            print(f"two 2 x 200 LM runs, one epoch on {args.fraction:g} of PTB each: {r['sequential_s']:.1f} s in sequence "
+                  f"({torch.get_num_threads()} threads), {r['workers_s']:.1f} s with 2 workers: {r['speed_up']:.2f}x")
+    elif args.lm:
         from . import bench_lm  # imported here: it imports this module (interleaved, saved_bytes)
 
         rows = bench_lm.run(args.sizes, args.fraction, args.repeats, backends, device, print_table=not args.json)

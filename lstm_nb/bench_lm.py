@@ -126,3 +126,24 @@ def run(sizes, fraction, repeats, backends, device, print_table=True):
                 print(f"  {r['model']:32s} {r['gemm']:7s} {r['parameters']:10,d} {r['s_per_epoch']:8.2f} "
                       f"{r['ms_per_step']:8.1f} {r['vs_plain']:8.2f} {r['saved_MB']:9.1f}", flush=True)
     return rows
+
+
+def bench_workers(fraction=0.05, runs=2):
+    """Throughput of `runs` independent small trainings (2 x 200 tied LM, one epoch on the head of PTB,
+    seeds 1..runs) trained one after another in this process against the same runs with 2 workers
+    (`lstm_nb.workers`), each in a fresh temporary run/: {"sequential_s", "workers_s", "speed_up"}."""
+    import tempfile
+    import time
+
+    from . import train
+
+    base = make_config(presets.get("mogrifier", "cpu")["anchor"])
+    base.update(experiment="bench-workers", epochs=1, data={**base["data"], "fraction": fraction})
+    configs = {f"lm-seed{s}": {**base, "model_name": f"lm-seed{s}", "seed": s} for s in range(1, runs + 1)}
+    seconds = {}
+    for how, workers in (("sequential_s", 1), ("workers_s", 2)):
+        with tempfile.TemporaryDirectory() as root:
+            start = time.perf_counter()
+            train.train_each(configs, run_root=root, workers=workers)
+            seconds[how] = time.perf_counter() - start
+    return {**seconds, "speed_up": seconds["sequential_s"] / seconds["workers_s"]}

@@ -128,3 +128,15 @@ def test_cells_off_nn_lstm_math_refuse_the_library_engine():
     with pytest.raises(ValueError, match="unknown engine 'library'"):
         cells.build("gal_lstm", 3, 4, engine="library")
     assert cells.build("gal_lstm", 3, 4).engine == "fused"
+
+
+def test_weight_drop_masks_w_hh_as_dropconnect():
+    """One Bernoulli(1 − p) mask on W_hh per forward, kept entries scaled by 1 / (1 − p); none in eval."""
+    torch.manual_seed(0)
+    layer = cells.build("weight_drop_lstm", 20, 30, weight_drop=0.4)
+    raw = layer.weight_hh_l0.detach()
+    dropped = layer.recurrent_weight(0).detach()
+    kept = dropped != 0
+    torch.testing.assert_close(dropped[kept], raw[kept] / 0.6)
+    assert abs((~kept).float().mean().item() - 0.4) < 0.03
+    assert torch.equal(layer.eval().recurrent_weight(0), layer.weight_hh_l0)
