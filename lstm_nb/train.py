@@ -34,6 +34,7 @@ from . import data as data_module
 from . import workers as pool
 from .config import ConfigError, make_config
 from .errors import ExplainedError
+from .presets.seeds import split_run_name
 from .progress import bar as progress_bar
 
 
@@ -454,8 +455,12 @@ def notebook_configs(notebook, preset, parameters, only=()):
     configs = {f"{experiment}/{name}": cfg for experiment, models in sections.items() for name, cfg in models.items()}
     if not only:
         return configs
-    chosen = {key: cfg for key, cfg in configs.items() if key in only or cfg["model_name"] in only}
-    unknown = [name for name in only if not any(name in (key, cfg["model_name"]) for key, cfg in configs.items())]
+    def names(key, cfg):  # a run answers to its key, its name, and its row (every seed of it)
+        row = split_run_name(cfg["model_name"])[0]
+        return {key, cfg["model_name"], row, f"{cfg['experiment']}/{row}"}
+
+    chosen = {key: cfg for key, cfg in configs.items() if names(key, cfg) & set(only)}
+    unknown = [name for name in only if not any(name in names(key, cfg) for key, cfg in configs.items())]
     if unknown:
         raise SystemExit(f"{notebook} --preset {preset}: no configuration named {', '.join(unknown)}; "
                          f"it trains {', '.join(configs)}")
@@ -476,7 +481,8 @@ def main(argv=None):
     parser.add_argument("target", type=Path, help="a notebook (notebooks/NAME.ipynb) or a training config (.json)")
     parser.add_argument("--preset", help="the notebook's preset (smoke, cpu, paper); required for a notebook")
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
-                        help="train only these models (model_name, or experiment/model_name)")
+                        help="train only these models (model_name, or experiment/model_name; a row "
+                             "trained over seeds, e.g. lstm, picks every seed)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="a notebook parameter, as for python -m lstm_nb.run")
     parser.add_argument("--workers", type=int, default=1,

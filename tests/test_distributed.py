@@ -135,7 +135,8 @@ def test_the_command_line_trains_a_preset_and_the_notebook_then_only_reports(hom
                              capture_output=True, text=True, check=False)
     assert trained.returncode == 0, trained.stderr[-3000:]
     metrics = sorted((home / "run").glob("*/*/metrics_epoch_*.json"))
-    assert {p.parent.parent.name for p in metrics} == {"mogrifier-brown-smoke", "mogrifier-ptb-smoke"}
+    assert {p.parent.parent.name for p in metrics} == {"mogrifier-anchor-smoke", "mogrifier-brown-smoke",
+                                                      "mogrifier-ptb-smoke"}
     before = {p: p.stat().st_mtime_ns for p in metrics}
     reported = subprocess.run([sys.executable, "-m", "lstm_nb.run", str(NOTEBOOK), "--preset", "smoke"], env=env,
                               capture_output=True, text=True, check=False)
@@ -148,7 +149,7 @@ def test_the_command_line_trains_a_preset_and_the_notebook_then_only_reports(hom
     (["notebooks/nothing.ipynb", "--preset", "smoke"], "no such notebook: notebooks/nothing.ipynb"),
     ([str(NOTEBOOK), "--preset", "huge"], "unknown preset 'huge'"),
     ([str(NOTEBOOK)], "which preset? Add --preset"),
-    ([str(NOTEBOOK), "--preset", "smoke", "--only", "gru"], "no configuration named gru; it trains mogrifier-brown"),
+    ([str(NOTEBOOK), "--preset", "smoke", "--only", "gru"], "no configuration named gru; it trains mogrifier-anchor"),
     ([str(NOTEBOOK), "--preset", "smoke", "-p", "learning_rate", "1"], "no parameter(s) learning_rate"),
     ([str(NOTEBOOK), "--preset", "smoke", "-p", "epochs", "two"], "parameter epochs must be int or None"),
     ([str(NOTEBOOK), "--preset", "smoke", "-p", "word_corpus", "enwik8"], "word_corpus must be 'ptb' or 'wikitext-2'"),
@@ -162,7 +163,8 @@ def test_the_command_line_refuses_unknown_names_with_a_clear_message(home, args,
 
 def test_only_picks_models_by_name_and_the_configs_are_the_notebooks(home):
     configs = train.notebook_configs(NOTEBOOK, "smoke", {"epochs": 1}, only=["nn.LSTM", "mogrifier-ptb-smoke/lstm"])
-    assert list(configs) == ["mogrifier-brown-smoke/nn.LSTM", "mogrifier-ptb-smoke/lstm"]
+    assert list(configs) == ["mogrifier-ptb-smoke/lstm-seed1", "mogrifier-ptb-smoke/lstm-seed2",
+                             "mogrifier-brown-smoke/nn.LSTM-seed1"]  # a row picks every seed it trains
     assert all(cfg["epochs"] == 1 for cfg in configs.values())
 
 
