@@ -99,7 +99,9 @@ def load(path, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 (a damaged file raises any of pickle's, zip's or torch's errors)
-        first_line = str(e).strip().splitlines()[0][:100] if str(e).strip() else ""
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if len(first_line) > 100:  # cut at a word boundary, and say so
+            first_line = first_line[:100].rsplit(" ", 1)[0] + " …"
         raise CheckpointError(f"cannot read {path} ({type(e).__name__}: {first_line}): it is damaged") from None
 
 

@@ -378,12 +378,14 @@ def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, 
     unit = "char" if corpus.endswith("-char") else "word"
     batches = StreamBatches(splits, vocab, batch_size, bptt, eval_batch_size, unit=unit,
                             test_batch_size=test_batch_size, variable_bptt=variable_bptt, seed=seed)
+    sizes = {"train": "data.batch_size", "test": "data.test_batch_size" if test_batch_size else "data.eval_batch_size"}
     for split, stream in batches.streams.items():
         if stream.shape[0] < 2:  # not one (input, target) pair per stream
             setting = f"data.fraction {fraction}" + (f" with train_fraction {train_fraction}" if split == "train"
                                                      and train_fraction < 1 else "")
+            key = sizes.get(split, "data.eval_batch_size")
             raise ValueError(
-                f"{setting} leaves {len(splits[split])} tokens of {corpus}'s {split} split, fewer "
-                f"than 2 per stream for its {stream.shape[1]} streams; raise the fraction or lower the batch sizes"
+                f"{setting} leaves {len(splits[split])} tokens of {corpus}'s {split} split, fewer than 2 per "
+                f"stream for its {stream.shape[1]} streams ({key}); lower {key} or raise the fraction"
             )
     return batches

@@ -109,9 +109,18 @@ def finished_summary(folder, cfg):
         "It is the run's summary; delete it and run the same training again: it is recomputed from the "
         "run's checkpoints without training."))
     epochs = range(1, summary["epochs_trained"] + 1)
-    if (folder / "best.pt").exists() and all(readable_json(folder / f"metrics_epoch_{e}.json") for e in epochs):
+    if loadable(folder / "best.pt") and all(readable_json(folder / f"metrics_epoch_{e}.json") for e in epochs):
         return summary
     return None
+
+
+def loadable(path):
+    """Whether a checkpoint file exists and loads (a damaged best.pt is then rebuilt like a missing one)."""
+    try:
+        checkpoints.load(path)
+        return True
+    except checkpoints.CheckpointError:
+        return False
 
 
 def load_latest_checkpoint(found, device):

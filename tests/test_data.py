@@ -173,3 +173,9 @@ def test_train_fraction_shortens_the_training_split_alone():
     assert torch.equal(part.streams["train"][:5, 0], whole.streams["train"][:5, 0])  # the head of the text
     with pytest.raises(ValueError, match="data.fraction 1.0 with train_fraction 1e-06 leaves 2 tokens"):
         data.build("ptb", batch_size=4, bptt=10, train_fraction=1e-6)
+
+
+def test_a_test_batch_larger_than_the_test_split_names_its_key():
+    with pytest.raises(ValueError, match=r"test split, fewer than 2 per stream for its 9000 streams "
+                                         r"\(data.test_batch_size\); lower data.test_batch_size"):
+        data.build("ptb", batch_size=4, bptt=10, fraction=0.1, test_batch_size=9000)

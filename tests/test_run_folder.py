@@ -240,3 +240,27 @@ def test_divergence_says_what_to_do(home, monkeypatch):
     with pytest.raises(train.NonFiniteLossError, match=r"faults/lstm: the validation loss became nan at epoch 1; "
                                                        r"no epoch had finished.*lower optimizer.lr.*clip.*model_name"):
         train.train(tiny(epochs=1))
+
+
+def test_a_long_load_error_is_cut_at_a_word_boundary(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint_epoch_1.pt"
+    path.write_bytes(b"not a checkpoint")
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("This is an internal error " * 10)
+
+    monkeypatch.setattr(checkpoints.torch, "load", failing)
+    with pytest.raises(checkpoints.CheckpointError) as e:
+        checkpoints.load(path)
+    quoted = str(e.value).split("RuntimeError: ", 1)[1].split("): it is damaged")[0]
+    assert quoted.endswith(" …") and quoted[:-2].split(" ")[-1] in ("This", "is", "an", "internal", "error")
+
+
+def test_a_damaged_best_model_of_a_finished_run_is_rebuilt_by_running_it_again(home):
+    train.train(tiny(epochs=2))
+    folder = folder_of(home)
+    reference = train.load_model(folder).state_dict()
+    (folder / "best.pt").write_bytes(b"not a checkpoint")
+    train.train(tiny(epochs=2))  # the finished-run check finds it unreadable and rebuilds it
+    rebuilt = train.load_model(folder).state_dict()
+    assert all(torch.equal(reference[k], rebuilt[k]) for k in reference)
