@@ -57,3 +57,9 @@ def figures_dir():
     path = repo_root() / "figures"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def notebook_list():
+    """The repository's notebooks, as a reader would type them: "notebooks/a.ipynb, notebooks/b.ipynb"."""
+    folder = (checkout_root() or repo_root()) / "notebooks"
+    return ", ".join(f"notebooks/{p.name}" for p in sorted(folder.glob("*.ipynb"))) or "none"

@@ -119,7 +119,7 @@ def main(argv=None):
         parameters["preset"] = args.preset
     for notebook in args.notebooks:
         if not notebook.is_file():
-            raise SystemExit(f"no such notebook: {notebook}")
+            raise SystemExit(f"no such notebook: {notebook}; the notebooks are {paths.notebook_list()}")
         check_parameters(notebook, parameters)
 
     out_dir = paths.run_dir("notebooks")

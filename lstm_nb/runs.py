@@ -215,9 +215,15 @@ def save_epoch(cfg, folder, model, optimizer, scheduler, progress, improved, rng
     )
     checkpoints.prune(folder, cfg["keep_last"], also_keep=progress["best_epoch"])
     if writer is not None:
-        for key in ("training_loss", "validation_loss"):
-            writer.add_scalar(key, metrics[key], metrics["epoch"])
+        for key, value in tensorboard_scalars(metrics).items():
+            writer.add_scalar(key, value, metrics["epoch"])
         writer.flush()
+
+
+def tensorboard_scalars(metrics):
+    """Every number of an epoch's metrics file (the epoch itself is the step): what TensorBoard plots."""
+    return {key: float(value) for key, value in metrics.items()
+            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 def cached(folder, file_name, options, compute):

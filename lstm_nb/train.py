@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, distributed, gemm, models, phases, presets, runs
+from . import checkpoints, distributed, gemm, models, paths, phases, presets, runs
 from . import data as data_module
 from . import workers as pool
 from .config import ConfigError, make_config
@@ -444,7 +444,7 @@ def notebook_configs(notebook, preset, parameters, only=()):
 
     notebook = Path(notebook)
     if not notebook.is_file():
-        raise SystemExit(f"no such notebook: {notebook}")
+        raise SystemExit(f"no such notebook: {notebook}; the notebooks are {paths.notebook_list()}")
     if notebook.stem not in presets.PRESETS:
         raise SystemExit(f"{notebook}: no presets for it; notebooks with presets: {', '.join(sorted(presets.PRESETS))}")
     check_parameters(notebook, {**parameters, "preset": preset})

@@ -146,7 +146,8 @@ def test_the_command_line_trains_a_preset_and_the_notebook_then_only_reports(hom
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["notebooks/nothing.ipynb", "--preset", "smoke"], "no such notebook: notebooks/nothing.ipynb"),
+    (["notebooks/nothing.ipynb", "--preset", "smoke"],
+     "no such notebook: notebooks/nothing.ipynb; the notebooks are notebooks/awd_lstm.ipynb, "),
     ([str(NOTEBOOK), "--preset", "huge"], "unknown preset 'huge'"),
     ([str(NOTEBOOK)], "which preset? Add --preset"),
     ([str(NOTEBOOK), "--preset", "smoke", "--only", "gru"], "no configuration named gru; it trains mogrifier-anchor"),

@@ -264,3 +264,14 @@ def test_a_damaged_best_model_of_a_finished_run_is_rebuilt_by_running_it_again(h
     train.train(tiny(epochs=2))  # the finished-run check finds it unreadable and rebuilds it
     rebuilt = train.load_model(folder).state_dict()
     assert all(torch.equal(reference[k], rebuilt[k]) for k in reference)
+
+
+def test_tensorboard_gets_every_number_of_the_metrics_file(home):
+    from lstm_nb import runs
+
+    train.train(tiny(epochs=1))
+    metrics = json.loads((folder_of(home) / "metrics_epoch_1.json").read_text())
+    scalars = runs.tensorboard_scalars(metrics)
+    numbers = {k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert set(scalars) == numbers - {"epoch"}
+    assert {"training_loss", "validation_perplexity", "learning_rate", "epoch_duration"} <= set(scalars)
