@@ -15,12 +15,12 @@ backend (default: the one `LSTM_NB_GEMM` selects), each ratio to `lstm` taken un
 import argparse
 import json
 import sys
-import time
 from functools import partial
 
 import torch
 
-from . import cells, gemm
+from . import bench_lm, cells, gemm
+from .timing import interleaved, saved_bytes
 
 SHAPES = [(20, 35, 200), (20, 35, 650), (64, 70, 1150)]
 
@@ -66,39 +66,6 @@ def mogrifier_products(batch, bptt, hidden, device, rounds=5):
 
 
 FLOORS = {"mogrifier_products_only": mogrifier_products}
-
-
-def saved_bytes(step):
-    """Bytes of the distinct tensors autograd saves for backward while `step` builds its graph."""
-    seen = {}
-
-    def pack(t):
-        seen[(t.untyped_storage().data_ptr(), t.dtype)] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = step()
-    return out, sum(seen.values())
-
-
-def interleaved(runs, repeats, device):
-    """Time every run of `runs` ({key: (gemm backend, step)}) `repeats` times, round after round so that
-    the machine's drift hits them alike: {key: [seconds]} and, on CUDA, {key: peak MB}."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times, cuda_peak = {key: [] for key in runs}, {}
-    for _ in range(repeats):
-        for key, (backend, step) in runs.items():
-            with gemm.using(backend):
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
-                sync()
-                start = time.perf_counter()
-                step()
-                sync()
-                times[key].append(time.perf_counter() - start)
-                if device.type == "cuda":
-                    cuda_peak[key] = torch.cuda.max_memory_allocated() / 2**20
-    return times, cuda_peak
 
 
 def bench_shape(names, batch, bptt, hidden, repeats, device, backends=None):
@@ -160,16 +127,12 @@ def main(argv=None):
               f"timed under: {', '.join(backends)}", flush=True)
     device = torch.device(args.device)
     if args.workers:
-        from . import bench_lm
-
         rows = [bench_lm.bench_workers(args.fraction)]
         if not args.json:
             r = rows[0]
             print(f"two 2 x 200 LM runs, one epoch on {args.fraction:g} of PTB each: {r['sequential_s']:.1f} s in sequence "
                   f"({torch.get_num_threads()} threads), {r['workers_s']:.1f} s with 2 workers: {r['speed_up']:.2f}x")
     elif args.lm:
-        from . import bench_lm  # imported here: it imports this module (interleaved, saved_bytes)
-
         rows = bench_lm.run(args.sizes, args.fraction, args.repeats, backends, device, print_table=not args.json)
     else:
         rows = bench_cells(args, parser, backends, device)

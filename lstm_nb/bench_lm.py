@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data, gemm, models, presets
-from .bench import interleaved, saved_bytes
 from .config import make_config
+from .timing import interleaved, saved_bytes
 
 PLAIN = "plain PyTorch LM"
 

@@ -34,6 +34,7 @@ from . import data as data_module
 from . import workers as pool
 from .config import ConfigError, make_config
 from .errors import ExplainedError
+from .parameters import check_parameters, parse_value
 from .presets.seeds import split_run_name
 from .progress import bar as progress_bar
 
@@ -440,8 +441,6 @@ def load_run(folder, device="auto", loaded=None):
 def notebook_configs(notebook, preset, parameters, only=()):
     """{experiment/model_name: config} of what `notebook` trains on `preset` with its `parameters`
     (checked as the runner checks them), restricted to the names in `only` when given."""
-    from .run import check_parameters
-
     notebook = Path(notebook)
     if not notebook.is_file():
         raise SystemExit(f"no such notebook: {notebook}; the notebooks are {paths.notebook_list()}")
@@ -470,8 +469,6 @@ def notebook_configs(notebook, preset, parameters, only=()):
 def main(argv=None):
     """python -m lstm_nb.train NOTEBOOK --preset P [--only NAME ...] [-p KEY VALUE ...], or CONFIG.json."""
     import argparse
-
-    from .run import parse_value
 
     parser = argparse.ArgumentParser(
         prog="python -m lstm_nb.train",
