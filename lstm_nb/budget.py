@@ -14,16 +14,19 @@ import time
 
 import torch
 
-from . import cells, runs, workers
+from . import cells, distributed, runs, workers
 from . import data as data_module
 from .config import make_config
 
 
-def _seconds(step, repeats):
+def _seconds(step, repeats, device):
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     step()  # the first call pays for allocation and one-off setup
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         step()
+    sync()
     return (time.perf_counter() - start) / repeats
 
 
@@ -33,14 +36,15 @@ def run_seconds(config, steps=3):
 
     cfg = make_config(config)
     train.seed_everything(cfg["seed"])
-    data = data_module.build(**cfg["data"])
-    model = train.build_model(cfg, data.model_inputs)
+    device = distributed.device(cfg["device"])  # timed where the run will train
+    data = data_module.build(**cfg["data"]).to(device)
+    model = train.build_model(cfg, data.model_inputs).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     windows = itertools.cycle(data.batches("train", 1))  # a tiny split has fewer windows than timed steps
 
     def training_step():
         x, y = next(windows)
-        loss, penalty, _ = train.window_loss(model, data, x, y, None, "cpu", cfg["ar"], cfg["tar"])
+        loss, penalty, _ = train.window_loss(model, data, x, y, None, device, cfg["ar"], cfg["tar"])
         optimizer.zero_grad()
         (loss + penalty).backward()
         optimizer.step()
@@ -50,12 +54,12 @@ def run_seconds(config, steps=3):
     @torch.no_grad()
     def validation_step():
         model.eval()
-        data.objective.statistics(model(x, None)[0], y)
+        data.objective.statistics(model(x.to(device), None)[0], y.to(device))
         model.train()
 
     model.train()
-    step = _seconds(training_step, steps)
-    evaluate = _seconds(validation_step, 1)
+    step = _seconds(training_step, steps, device)
+    evaluate = _seconds(validation_step, 1, device)
     test = data.num_batches("test") * evaluate if "test" in data.splits else 0.0
     return cfg["epochs"] * (data.num_batches("train") * step + data.num_batches("valid") * evaluate) + test
 

@@ -9,7 +9,7 @@ Its benchmarks (the repository's test_capacity.py and test_speed.py):
   input, sizes 128 to 2048, dropout 0.5, against nn.LSTM of the same size; the speed-up is
   nn.LSTM's time over the cell's.
 
-Its bugs (read in its code; the first is its issue #3, fixed by its PR #4):
+Its bugs (read in its code; the first is github.com/seba-1511/lstms.pth/issues/3, fixed by its pull request 4):
 - `layernorm_missing`: its LayerNorm + dropout classes inherited from its plain LSTM.
 - `shared_batch_mask`: one (1, H) mask for the whole batch.
 - `mask_outside_autograd`: masks applied as `h.data.mul_(mask)`, which autograd never sees.
