@@ -24,12 +24,14 @@ class LanguageModel(nn.Module):
     embedding size (as in AWD-LSTM), the others `hidden_size`. Dropouts: `embedding_dropout` drops
     whole word types; `input_dropout` on the embeddings, `inter_layer_dropout` between layers and
     `dropout` on what the decoder reads are ordinary (a fresh mask per step), or locked (one mask per
-    sequence, AWD-LSTM's variational dropout) with `locked_dropout=True`.
+    sequence, AWD-LSTM's variational dropout) with `locked_dropout=True`. `init_range` r, when given,
+    draws every parameter from U(−r, r), as Zaremba et al.'s main.lua does (r = 0.1); otherwise the
+    embedding is U(−0.1, 0.1), the decoder bias 0 and each cell keeps its own initialisation.
     """
 
     def __init__(self, vocab_size, embedding_size, hidden_size, num_layers=1, cell="lstm", cell_options=None,
                  tie_weights=False, sum_layer_outputs=False, dropout=0.0, input_dropout=0.0,
-                 inter_layer_dropout=0.0, embedding_dropout=0.0, locked_dropout=False):
+                 inter_layer_dropout=0.0, embedding_dropout=0.0, locked_dropout=False, init_range=None):
         super().__init__()
         sizes = [hidden_size] * num_layers
         if tie_weights:
@@ -49,6 +51,9 @@ class LanguageModel(nn.Module):
         nn.init.zeros_(self.decoder.bias)
         if tie_weights:
             self.decoder.weight = self.embedding.weight
+        if init_range is not None:
+            for p in self.parameters():
+                nn.init.uniform_(p, -init_range, init_range)
 
     def forward(self, tokens, state=None, return_outputs=False):
         """tokens (T, B) → logits (T, B, V) and the new per-layer state list; with `return_outputs`,

@@ -39,9 +39,9 @@ def axis_label(metric):
 
 
 def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None, name=None, ylabels=None,
-                baselines=None):
+                baselines=None, x="epoch"):
     """One panel per metric (titled by the split, the y axis by its unit, or `ylabels[metric]`), one
-    line per row, whole epochs on the x axis. A row trained over several seeds (runs `<row>-seed<N>`)
+    line per row, whole epochs (or the frame's column `x`, e.g. "updates") on the x axis. A row trained over several seeds (runs `<row>-seed<N>`)
     draws every seed faintly and their mean boldly. `baselines` ({metric: (value, label)}) draws a
     dashed reference line in that panel. Saved as figures/<name>.png when `name` is given."""
     frame = frame.assign(row=[split_run_name(m)[0] for m in frame["model"]])
@@ -51,23 +51,43 @@ def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None,
                                                itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])):
             seeds = rows["model"].nunique()
             for _, seed_rows in rows.groupby("model") if seeds > 1 else ():
-                ax.plot(seed_rows["epoch"], seed_rows[metric], color=color, alpha=0.3, linewidth=1, marker=".")
-            mean = rows.groupby("epoch")[metric].mean()
+                ax.plot(seed_rows[x], seed_rows[metric], color=color, alpha=0.3, linewidth=1, marker=".")
+            mean = rows.groupby(x)[metric].mean()
             ax.plot(mean.index, mean.values, color=color, markersize=5, label=f"{row} (mean of {seeds} seeds)"
                     if seeds > 1 else row, **style)
         if metric in (baselines or {}):
             value, label = baselines[metric]
             ax.axhline(value, color="black", linestyle="--", linewidth=1.2, label=label)
         ax.set_title(metric.rsplit("_", 1)[0].replace("_", " "))
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x)
         ax.set_ylabel((ylabels or {}).get(metric) or axis_label(metric))
-        epochs = sorted(frame["epoch"].unique())
-        if len(epochs) <= 12:  # whole epochs only, also for a one-epoch run
+        epochs = sorted(frame[x].unique())
+        if len(epochs) <= 12:  # whole epochs (or the updates after each) only, also for a one-epoch run
             ax.set_xticks(epochs)
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    return _finish(fig, title, name)
+
+
+def plot_mc_samples(curves, deterministic, title=None, name=None):
+    """MC dropout's estimate against the number of samples K: test perplexity against 1/K, one line per
+    run ({run: {K: perplexity}}), each beside its deterministic evaluation ({run: perplexity}, dashed, the
+    same colour). Read towards 1/K = 0 (K → ∞), where the estimate's sampling bias vanishes. Saved as
+    figures/<name>.png when `name` is given."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colours = itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    for (run, by_k), colour in zip(curves.items(), colours):
+        ks = sorted(by_k)
+        ax.plot([1 / k for k in ks], [by_k[k] for k in ks], "o-", color=colour, markersize=4, label=f"{run}, MC")
+        if run in deterministic:
+            ax.axhline(deterministic[run], color=colour, linestyle="--", linewidth=1.2, label=f"{run}, deterministic")
+    ax.set_xlim(left=0)  # 1/K = 0 is K → ∞
+    ax.set_xlabel("1 / K (K = MC-dropout samples per token)")
+    ax.set_ylabel("test perplexity")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return _finish(fig, title, name)
 
 

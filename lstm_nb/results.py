@@ -16,7 +16,8 @@ def summaries(pattern="*", run_root=None):
 
     An experiment named `<notebook>-<dataset>-<preset>` gives the `preset` column. Word-level rows get
     perplexities, character-level rows bits per character, classification and copy rows accuracy, the
-    adding problem's rows MSE (`unit` says which); `dynamic_*` columns come from
+    adding problem's rows MSE (`unit` says which); `training` is the last epoch's training metric
+    (the mean over that epoch's updates, in the same unit); `dynamic_*` columns come from
     `dynamic_eval_chosen.json` when dynamic evaluation was run, `mc_*` columns from
     `mc_dropout_chosen.json` when MC-dropout evaluation was; `before_finetune_*` from a fine-tuned
     run's summary (its best model before fine-tuning), `pointer_*` from `pointer.json` (the cache
@@ -37,6 +38,7 @@ def summaries(pattern="*", run_root=None):
             "unit": unit,
             "validation": summary[f"best_validation_{unit}"],
             "test": summary.get(f"test_{unit}"),
+            "training": _last_epoch(path.parent, summary).get(f"training_{unit}"),
         }
         chosen = path.parent / "dynamic_eval_chosen.json"
         if chosen.exists():
@@ -46,8 +48,8 @@ def summaries(pattern="*", run_root=None):
         chosen = path.parent / "mc_dropout_chosen.json"
         if chosen.exists():
             mc = json.loads(chosen.read_text())
-            row.update(mc_validation=mc["valid"][f"mc_{unit}"], mc_test=mc["test"][f"mc_{unit}"],
-                       mc_multiplier=mc["multiplier"])
+            row.update(mc_validation=mc["valid"][f"mc_{unit}"] if mc["valid"] else None,
+                       mc_test=mc["test"][f"mc_{unit}"], mc_multiplier=mc["multiplier"], mc_samples=mc["test"]["options"]["samples"])
         if f"before_finetune_best_validation_{unit}" in summary:
             row.update(before_finetune_validation=summary[f"before_finetune_best_validation_{unit}"],
                        before_finetune_test=summary.get(f"before_finetune_test_{unit}"))
@@ -58,6 +60,12 @@ def summaries(pattern="*", run_root=None):
                 row[f"pointer_{split}"] = result[f"pointer_{unit}"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _last_epoch(folder, summary):
+    """The last trained epoch's metrics (`metrics_epoch_N.json`), {} when absent."""
+    path = folder / f"metrics_epoch_{summary['epochs_trained']}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def seeded_runs(pattern="*", run_root=None):

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
@@ -360,24 +361,49 @@ def test_dropout_is_random_in_training_and_off_in_eval(name):
     torch.testing.assert_close(layer(x)[0], plain(x)[0], rtol=0, atol=1e-12)
 
 
-def test_moon_mask_is_per_sequence_on_the_carried_cell():
+@pytest.mark.parametrize("name", ["moon_lstm", "layernorm_moon_lstm"])
+def test_moon_masks_the_carried_cell_with_zero_one_per_sequence_and_scales_the_read_out(name):
     torch.manual_seed(0)
-    layer = build("moon_lstm", recurrent_dropout=0.5)
+    layer = build(name, recurrent_dropout=0.5)
     x = torch.randn(8, 3, 5, **DOUBLE)
     torch.manual_seed(1)
-    _out, (_h_n, c_n) = layer(x)
+    out, (_h_n, c_n) = layer(x)
     torch.manual_seed(1)
-    m = torch.empty(3, 4, **DOUBLE).bernoulli_(0.5) / 0.5
+    m = torch.empty(3, 4, **DOUBLE).bernoulli_(0.5) / 0.5  # k / (1 − p), drawn as the cell draws it
+    keep = (m > 0).double()
     h, c = torch.zeros(3, 4, **DOUBLE), torch.zeros(3, 4, **DOUBLE)
     P = dict(layer.named_parameters())
+    ln = name.startswith("layernorm")
     for t in range(8):
-        i, f, g, o = lstm_gates(x[t] @ P["weight_ih_l0"].t() + h @ P["weight_hh_l0"].t() + P["bias_ih_l0"]
-                                + P["bias_hh_l0"])
-        c = m * (f * c + i * g)
-        h = o * torch.tanh(c)
+        xw, hw = x[t] @ P["weight_ih_l0"].t(), h @ P["weight_hh_l0"].t()
+        if ln:
+            xw = F.layer_norm(xw, (16,), P["ln_ih_weight_l0"], P["ln_ih_bias_l0"], layer.eps)
+            hw = F.layer_norm(hw, (16,), P["ln_hh_weight_l0"], P["ln_hh_bias_l0"], layer.eps)
+        i, f, g, o = lstm_gates(xw + hw + P["bias_ih_l0"] + P["bias_hh_l0"])
+        c = keep * (f * c + i * g)  # c_t = k ⊙ (f ⊙ c_{t-1} + i ⊙ g), k ∈ {0, 1}
+        read = F.layer_norm(c, (4,), P["ln_c_weight_l0"], P["ln_c_bias_l0"], layer.eps) if ln else c
+        h = m * o * torch.tanh(read)  # h_t = k/(1 − p) ⊙ o ⊙ tanh(c_t)
+        torch.testing.assert_close(out[t], h)
     torch.testing.assert_close(c_n[0], c)
     assert bool(((c_n[0] == 0) == (m == 0)).all())  # dropped cells stay zero for the whole sequence
     assert not bool((m == m[:1]).all())  # per example
+
+
+def test_moon_never_rescales_the_carried_memory():
+    """A kept unit that holds its memory (forget gate ≈ 1, input gate ≈ 0) keeps it exactly, however long
+    the sequence: scaling the carried cell by 1/(1 − p) at every step would grow it as (1/(1 − p))^t."""
+    layer = build("moon_lstm", input_size=1, hidden_size=2, recurrent_dropout=0.5)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.zero_()
+        layer.bias_ih_l0[0:2] = -30.0  # input gate shut
+        layer.bias_ih_l0[2:4] = 30.0  # forget gate open
+    c0 = torch.full((1, 64, 2), 0.7, **DOUBLE)
+    torch.manual_seed(0)
+    _, (_h, c) = layer(torch.zeros(200, 64, 1, **DOUBLE), (torch.zeros(1, 64, 2, **DOUBLE), c0))
+    kept = c[0] != 0
+    assert 0 < int(kept.sum()) < kept.numel()  # some units kept, some dropped
+    torch.testing.assert_close(c[0][kept], torch.full_like(c[0][kept], 0.7))  # unchanged after 200 steps
 
 
 def test_semeniuta_masks_only_the_candidate_fresh_each_step():

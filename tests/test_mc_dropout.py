@@ -65,6 +65,39 @@ def test_multiplier_zero_is_deterministic_evaluation_and_everything_is_restored(
                      if isinstance(getattr(m, attr, None), float)}
 
 
+def test_word_dropout_is_off_during_mc_unless_asked_and_restored_after():
+    model, _ = setup()
+    model.embedding_dropout = 0.4
+    with mc_dropout.stochastic(model, 1.0):
+        assert model.embedding_dropout == 0.0 and model.dropout == 0.5  # Gal: word types kept, the rest sampled
+    with mc_dropout.stochastic(model, 0.5, word_dropout=True):
+        assert model.embedding_dropout == pytest.approx(0.2)
+    assert model.embedding_dropout == 0.4
+
+
+def test_columns_are_independent_samples_and_the_curve_ends_at_the_estimate():
+    """C columns of one pass are C samples: each column carries its own state and masks, so the estimate
+    from 2 passes of 3 columns equals the direct formula over those 6 samples, computed by hand."""
+    model, data = setup()
+    torch.manual_seed(5)
+    model.train()
+    with torch.no_grad():
+        state, columns = None, []
+        for x, y in data.batches("test"):
+            logits, state = model(x.repeat_interleave(3, 1), state)
+            columns.append(torch.softmax(logits.double(), -1).gather(-1, y.repeat_interleave(3, 1).unsqueeze(-1))
+                           .reshape(x.shape[0] * x.shape[1], 3))
+        first = torch.cat(columns)
+    model.eval()
+    assert not torch.allclose(first[:, 0], first[:, 1])  # different masks in different columns
+    loss, curve = mc_dropout.mc_evaluate(model, data, "test", "cpu", samples=6, seed=5, columns=3, curve=True)
+    assert sorted(curve) == [1, 2, 3, 6] and curve[6] == loss
+    assert curve[1] == pytest.approx(-first[:, 0].log().mean().item(), rel=1e-6)  # float32 logits
+    assert curve[3] == pytest.approx(-first.mean(1).log().mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="multiple of columns"):
+        mc_dropout.mc_evaluate(model, data, "test", "cpu", samples=4, columns=3)
+
+
 def test_rates_scaled_to_one_or_more_are_refused():
     model, data = setup()
     with pytest.raises(ValueError, match="dropout rates must stay below 1: dropout 0.5 × 2.0"):
@@ -85,7 +118,11 @@ def test_results_are_cached_in_the_run_folder_and_tuned_on_validation(home):
     losses = {r["options"]["multiplier"]: r["mc_loss"] for r in json.loads((folder / "mc_dropout.json").read_text())
               if r["options"]["split"] == "valid"}
     assert chosen["multiplier"] == min(losses, key=losses.get)
-    assert chosen["test"]["options"] == {"split": "test", "samples": 2, "multiplier": chosen["multiplier"], "seed": 0}
+    assert chosen["test"]["options"] == {"split": "test", "samples": 2, "multiplier": chosen["multiplier"], "seed": 0,
+                                         "columns": 1, "word_dropout": False}
+    assert set(chosen["test"]["curve"]) == {"1", "2"}  # the estimate after each sample
     table = results.summaries("mc", run_root=home / "run").set_index("model")
     assert table.loc["gal", "mc_test"] == pytest.approx(chosen["test"]["mc_perplexity"])
     assert table.loc["gal", "mc_multiplier"] == chosen["multiplier"]
+    last_epoch = json.loads((folder / "metrics_epoch_1.json").read_text())
+    assert table.loc["gal", "training"] == pytest.approx(last_epoch["training_perplexity"])

@@ -64,3 +64,12 @@ def test_parameter_budget_picks_the_largest_hidden_size_that_fits():
         models.build(100, parameter_budget=budget, hidden_size=8, **options)
     with pytest.raises(ValueError, match="fits a budget"):
         models.build(100, parameter_budget=10, **options)
+
+
+def test_init_range_draws_every_parameter_uniformly_as_zaremba():
+    torch.manual_seed(0)
+    model = models.build(50, embedding_size=40, hidden_size=40, num_layers=2, cell="nn.LSTM", init_range=0.1)
+    for name, p in model.named_parameters():
+        assert float(p.abs().max()) <= 0.1, name
+        assert float(p.abs().max()) > 0.09, name  # spread over the whole range: biases and decoder bias too
+        assert abs(float(p.mean())) < 0.02, name

@@ -151,17 +151,17 @@ def test_the_command_line_trains_the_others_past_a_diverged_run_and_exits_non_ze
     real_epoch = train.train_epoch
 
     def poisoned(model, data, optimizer, cfg, epoch, device, desc=None, max_length=None):
-        if cfg["model_name"] == "moon":
+        if cfg["model_name"] == "moon-seed1":
             with torch.no_grad():
                 model.decoder.bias.fill_(float("nan"))
         return real_epoch(model, data, optimizer, cfg, epoch, device, desc, max_length)
 
     monkeypatch.setattr(train, "train_epoch", poisoned)
     notebook = REPO / "notebooks" / "dropout_layernorm.ipynb"
-    with pytest.raises(SystemExit, match="diverged, the others trained: dropout_layernorm-ptb-smoke/moon"):
+    with pytest.raises(SystemExit, match="diverged, the others trained: dropout_layernorm-ptb-smoke/moon-seed1"):
         train.main([str(notebook), "--preset", "smoke", "--only", "moon", "semeniuta"])
-    assert "moon: the training loss became nan" in capsys.readouterr().err
-    assert (home / "run" / "dropout_layernorm-ptb-smoke" / "semeniuta" / "metrics.json").exists()
+    assert "moon-seed1: the training loss became nan" in capsys.readouterr().err
+    assert (home / "run" / "dropout_layernorm-ptb-smoke" / "semeniuta-seed1" / "metrics.json").exists()
 
 
 def test_truncated_checkpoint_gives_a_clear_error(home):

@@ -60,4 +60,4 @@ def test_the_command_line_takes_workers(home, capsys):
     train.main([str(REPO / "notebooks" / "dropout_layernorm.ipynb"), "--preset", "smoke", "--only", "moon",
                 "semeniuta", "--workers", "2"])
     out = capsys.readouterr().out
-    assert "dropout_layernorm-ptb-smoke/moon: {" in out and "dropout_layernorm-ptb-smoke/semeniuta: {" in out
+    assert "dropout_layernorm-ptb-smoke/moon-seed1: {" in out and "dropout_layernorm-ptb-smoke/semeniuta-seed1: {" in out

@@ -5,7 +5,8 @@ mode every cell is the deterministic LSTM (zoneout: its expectation).
 - Gal & Ghahramani 2016 (`GalLSTM`): one mask on x_t and one on h_{t-1} where it feeds the gates,
   per example, fixed across the sequence (the "tied" variant: one mask for all four gates); with
   `untied=True`, each gate has its own pair of masks (Gal's "untied" variant).
-- Moon et al. 2015, RNNDrop (`MoonLSTM`): c_t = m ⊙ (f ⊙ c_{t-1} + i ⊙ g), m per sequence.
+- Moon et al. 2015, RNNDrop (`MoonLSTM`): c_t = k ⊙ (f ⊙ c_{t-1} + i ⊙ g), k ∈ {0, 1} per sequence, the
+  1/(1 − p) on the read-out h_t (so the carried memory is never rescaled).
 - Semeniuta et al. 2016 (`SemeniutaLSTM`): c_t = f ⊙ c_{t-1} + i ⊙ (m_t ⊙ g), m_t fresh each step.
 - Zoneout, Krueger et al. 2017 (`ZoneoutLSTM`): c_t = d^c ⊙ c_{t-1} + (1 − d^c) ⊙ c̃_t and likewise h,
   d ~ Bernoulli(z) each step; at test time d is replaced by its mean z.
@@ -196,18 +197,22 @@ class OneMaskLSTM(MaskedLSTM):
 
 
 class MoonLSTM(OneMaskLSTM):
-    """RNNDrop (Moon et al. 2015): one mask per sequence on the memory cell, carried forward.
+    """RNNDrop (Moon et al. 2015): one mask per sequence on the memory cell,
 
-    The mask multiplies the carried cell at every step, so a kept unit is scaled by 1/(1 − p) each
-    step: where σ(f) > 1 − p its memory grows geometrically, within a sequence and across BPTT windows
-    when the state is carried. Training can diverge (the regularisation notebook's PTB rows show it)."""
+        c_t = k ⊙ (σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g)),    h_t = σ(o) ⊙ tanh(c_t) ⊙ k / (1 − p),    k ~ Bernoulli(1 − p)
+
+    The carried memory is masked with 0/1, as the paper's dropout (of 2015: no rescaling in training)
+    masks it, so a kept unit's memory is exactly the LSTM's and nothing compounds from step to step.
+    The 1/(1 − p) that makes evaluation the plain LSTM sits on the memory's read-out, once per step.
+    (Scaling the carried memory itself by 1/(1 − p) would multiply a kept unit by it at every step: where
+    σ(f) > 1 − p its memory grows geometrically, and training diverges.)"""
 
     draw = staticmethod(sequence_mask)
 
     def step(self, xw, hw, h, c, mask):
         i, f, g, o = lstm_gates(xw + hw)
-        c = mask * (f * c + i * g)
-        return o * torch.tanh(c), c
+        c = (mask != 0) * (f * c + i * g)  # k ∈ {0, 1} on the carried memory
+        return mask * o * torch.tanh(c), c  # k / (1 − p) on its read-out
 
 
 class SemeniutaLSTM(OneMaskLSTM):

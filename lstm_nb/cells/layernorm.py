@@ -81,9 +81,11 @@ class LayerNormLSTM(PointwiseLayers):
             g = mask * g
         c = f * c + i * g
         if self.dropout_method == "moon" and mask is not None:
-            c = mask * c
+            c = (mask != 0) * c  # Moon: k ∈ {0, 1} on the carried memory, k / (1 − p) on h (dropout.MoonLSTM)
         c_norm = F.layer_norm(c, c.shape[-1:], c_w, c_b, self.eps)
-        return o * torch.tanh(c_norm), (c_norm if self.carry_normalized_cell else c)
+        h = o * torch.tanh(c_norm)
+        return (mask * h if self.dropout_method == "moon" and mask is not None else h), (
+            c_norm if self.carry_normalized_cell else c)
 
     # The fused engine runs the same step with a hand-written backward (LayerNorm mixes units, so the
     # separable shortcut does not apply); `step` above is the reference the tests compare it with.
@@ -101,11 +103,14 @@ class LayerNormLSTM(PointwiseLayers):
         c_raw = raw[0] if raw else c
         torch.mul(f, c_prev, out=c_raw)
         c_raw.addcmul_(i, masks[0] * g if self.dropout_method == "semeniuta" and masks else g)
-        if self.dropout_method == "moon" and masks:
-            c_raw.mul_(masks[0])
+        moon = self.dropout_method == "moon" and masks
+        if moon:
+            c_raw.mul_(masks[0] != 0)
         c_norm, mean_c, rstd_c = torch.native_layer_norm(c_raw, c.shape[-1:], c_w, c_b, self.eps)
         torch.tanh(c_norm, out=tc)
         torch.mul(o, tc, out=h)
+        if moon:
+            h.mul_(masks[0])
         torch.cat((mean_h, rstd_h, mean_c, rstd_c), 1, out=stats)
         if raw:
             c.copy_(c_norm)
@@ -117,7 +122,10 @@ class LayerNormLSTM(PointwiseLayers):
         i, _, g, _ = a.chunk(4, -1)
         if self.dropout_method == "semeniuta" and masks:
             i, g = i * masks[0], g * masks[0]
-        return [*lstm_backward_factors(a, tc), g, i, *_statistics(stats)]
+        d_act, dh_dnorm = lstm_backward_factors(a, tc)
+        if self.dropout_method == "moon" and masks:
+            dh_dnorm = dh_dnorm * masks[0]  # h = k/(1 − p) ⊙ o ⊙ tanh(LN(c))
+        return [d_act, dh_dnorm, g, i, *_statistics(stats)]
 
     def step_backward(self, dh, dc, saved, dz, *masks_and_params):
         *masks, hh_w, hh_b, c_w, c_b = masks_and_params
@@ -126,13 +134,16 @@ class LayerNormLSTM(PointwiseLayers):
         d_c = layer_norm_backward(d_norm, raw[0] if raw else c, mean_c, rstd_c, c_w, c_b)
         if not raw:
             d_c += dc
-        if self.dropout_method == "moon" and masks:
-            d_c.mul_(masks[0])
+        moon = self.dropout_method == "moon" and masks
+        if moon:
+            d_c.mul_(masks[0] != 0)
         di, df, dg, do = dz.chunk(4, -1)
         torch.mul(d_c, dc_di, out=di)
         torch.mul(d_c, c_prev, out=df)
         torch.mul(d_c, dc_dg, out=dg)
         torch.mul(dh, tc, out=do)
+        if moon:
+            do.mul_(masks[0])
         dz.mul_(d_act)
         d_hw = layer_norm_backward(dz, hw, mean_h, rstd_h, hh_w, hh_b)
         return d_hw, d_c * a.chunk(4, -1)[1], (d_norm,)
