@@ -40,7 +40,9 @@ class Claim:
     where the paper gives no number. `experiment` is the run/ section holding both rows. `kind` is
     "paired" (a continuous metric) or "solved" (`metric` at or below `solved_below` counts as solved).
     `reference_metric` (default `metric`) reads the reference row's value from another column, so that
-    one run can be compared before and after a phase (fine-tuning) or an evaluation (a cache)."""
+    one run can be compared before and after a phase (fine-tuning) or an evaluation (a cache).
+    `requires` names a run column that must not be False in any compared run (e.g. `asgd_switched`:
+    the claim rests on NT-ASGD's averaging, so a run whose switch never came leaves it unjudged)."""
 
     name: str
     statement: str
@@ -57,6 +59,7 @@ class Claim:
     family: str | None = None
     not_testable: str | None = None  # why this scale cannot test it, and the preset that does
     reference_metric: str | None = None
+    requires: str | None = None
 
     def __post_init__(self):
         if self.source not in ("paper", "ours"):
@@ -215,12 +218,22 @@ def judge_one(claim, runs, scale_note=None):
             row["outcome"] = INCONCLUSIVE
     if len(seeds) < 2 and row["outcome"] != NOT_TESTABLE:
         row["outcome"] = INCONCLUSIVE
-    reason = claim.not_testable or scale_note
+    reason = claim.not_testable or scale_note or _unmet(claim, runs, seeds)
     if reason:
         row.update(outcome=NOT_TESTABLE, why=reason)
     if not seeds:
         row.update(outcome="not run", why=reason)
     return row
+
+
+def _unmet(claim, runs, seeds):
+    """Why `claim.requires` leaves the claim unjudged (the runs where it is False), or None."""
+    if not claim.requires:
+        return None
+    failed = sorted(f"{r['row']} (seed {r['seed']})" for r in runs if r["experiment"] == claim.experiment
+                    and r["row"] in (claim.reference, claim.variant) and r["seed"] in seeds
+                    and r.get(claim.requires) is False)
+    return f"{claim.requires} is false for {', '.join(failed)}: the claim is not judged" if failed else None
 
 
 def judge(claims, runs, scale_note=None, anchors=(), anchor_values=None):

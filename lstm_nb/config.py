@@ -20,6 +20,9 @@ DEFAULTS = {
              "fraction": 1.0, "train_fraction": 1.0, "seed": 0,
              # test streams (None: eval_batch_size; AWD-LSTM tests with 1); AWD-LSTM's random window lengths
              "test_batch_size": None, "variable_bptt": False,
+             # with variable_bptt, the lr of an epoch's last, clipped window: scaled by the length drawn for
+             # it ("drawn", main.py) or by the steps it has ("actual"); lstm_nb.data.StreamBatches.lr_scale
+             "last_window_lr": "actual",
              # the copy task's delay T or the adding problem's length T; their (train, valid, test) sequence
              # counts (None: lstm_nb.data.DEFAULT_EXAMPLES)
              "length": None, "examples": None},
@@ -119,6 +122,7 @@ def _problems(cfg):
     need(data["test_batch_size"] is None or (_is_int(data["test_batch_size"]) and data["test_batch_size"] >= 1),
          "data.test_batch_size", "None or a positive integer")
     need(isinstance(data["variable_bptt"], bool), "data.variable_bptt", "true or false")
+    need(data["last_window_lr"] in ("drawn", "actual"), "data.last_window_lr", "'drawn' (main.py's) or 'actual'")
     if data["corpus"] in ("brown",) + SEQUENCE_TASKS:
         need(data["test_batch_size"] is None and not data["variable_bptt"], "data.corpus",
              "a token stream (not independent instances or sequences) for test_batch_size or variable_bptt")

@@ -150,7 +150,7 @@ class StreamBatches:
     The test split is cut into `test_batch_size` streams (default: `eval_batch_size`; AWD-LSTM tests
     with 1). With `variable_bptt` the training windows have AWD-LSTM's random lengths
     (`window_lengths`), drawn from a generator seeded by (seed, epoch), so a resumed epoch reads the
-    same windows.
+    same windows; `lr_scale` is the learning-rate factor of the window just read, by `last_window_lr`.
 
     Under torchrun each rank keeps its share of the streams (`distributed.shard`): the training
     streams must divide over the ranks; evaluation streams that do not are read whole by every rank.
@@ -160,8 +160,9 @@ class StreamBatches:
     carry_state = True
 
     def __init__(self, splits, vocab, batch_size, bptt, eval_batch_size=10, unit="word", test_batch_size=None,
-                 variable_bptt=False, seed=0):
+                 variable_bptt=False, seed=0, last_window_lr="actual"):
         self.vocab, self.bptt, self.unit, self.variable_bptt, self.seed = vocab, bptt, unit, variable_bptt, seed
+        self.last_window_lr, self._drawn = last_window_lr, bptt
         self.objective, self.model_inputs = objectives.NextToken(unit), {"vocab_size": len(vocab)}
         self.tokens = splits  # each split as one stream, for the evaluations that read it at batch size 1
         self.streams, self.sharded = {}, {}
@@ -213,9 +214,17 @@ class StreamBatches:
             lengths = itertools.repeat(bptt or self.bptt)
         i = 0
         while i < data.shape[0] - 1:
-            n = min(next(lengths), data.shape[0] - 1 - i)
+            self._drawn = next(lengths)
+            n = min(self._drawn, data.shape[0] - 1 - i)
             yield data[i:i + n], data[i + 1:i + 1 + n]
             i += n
+
+    def lr_scale(self, length):
+        """The learning-rate factor of the training window just read, of `length` steps (main.py's
+        variable-BPTT step: lr × seq_len / bptt). Only an epoch's last window, clipped by the end of the
+        stream, can be shorter than the length drawn for it: `last_window_lr` "drawn" scales it by the
+        drawn length, as main.py does (it clips the batch, not seq_len), "actual" by the steps it has."""
+        return (self._drawn if self.last_window_lr == "drawn" else length) / self.bptt
 
 
 def shuffled_batches(n, batch_size, split, seed, epoch):
@@ -352,7 +361,7 @@ def _head(tensor, fraction):
 
 
 def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, fraction=1.0, train_fraction=1.0,
-          seed=0, test_batch_size=None, variable_bptt=False, length=None, examples=None):
+          seed=0, test_batch_size=None, variable_bptt=False, length=None, examples=None, last_window_lr="actual"):
     """The batches object for `corpus` (a config's data section). `fraction` < 1 keeps the head of every
     split (for smoke runs); `train_fraction` < 1 then keeps the head of the training split alone, so
     that a short run sees a model overfit (the regime where regularisation shows) while validation and
@@ -377,7 +386,8 @@ def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, 
     splits = heads(splits)
     unit = "char" if corpus.endswith("-char") else "word"
     batches = StreamBatches(splits, vocab, batch_size, bptt, eval_batch_size, unit=unit,
-                            test_batch_size=test_batch_size, variable_bptt=variable_bptt, seed=seed)
+                            test_batch_size=test_batch_size, variable_bptt=variable_bptt, seed=seed,
+                            last_window_lr=last_window_lr)
     sizes = {"train": "data.batch_size", "test": "data.test_batch_size" if test_batch_size else "data.eval_batch_size"}
     for split, stream in batches.streams.items():
         if stream.shape[0] < 2:  # not one (input, target) pair per stream

@@ -17,7 +17,8 @@ def summaries(pattern="*", run_root=None):
     An experiment named `<notebook>-<dataset>-<preset>` gives the `preset` column. Word-level rows get
     perplexities, character-level rows bits per character, classification and copy rows accuracy, the
     adding problem's rows MSE (`unit` says which); `training` is the last epoch's training metric
-    (the mean over that epoch's updates, in the same unit); `dynamic_*` columns come from
+    (the mean over that epoch's updates, in the same unit), `asgd_switched` whether an NT-ASGD run
+    switched to averaging (`switched_after_epoch`: after which epoch); `dynamic_*` columns come from
     `dynamic_eval_chosen.json` when dynamic evaluation was run, `mc_*` columns from
     `mc_dropout_chosen.json` when MC-dropout evaluation was; `before_finetune_*` from a fine-tuned
     run's summary (its best model before fine-tuning), `pointer_*` from `pointer.json` (the cache
@@ -39,6 +40,10 @@ def summaries(pattern="*", run_root=None):
             "validation": summary[f"best_validation_{unit}"],
             "test": summary.get(f"test_{unit}"),
             "training": _last_epoch(path.parent, summary).get(f"training_{unit}"),
+            # NT-ASGD runs: whether the switch to averaging came, and after which epoch (None: no NT-ASGD)
+            "asgd_switched": (summary["switched_to_asgd_after_epoch"] is not None
+                              if "switched_to_asgd_after_epoch" in summary else None),
+            "switched_after_epoch": summary.get("switched_to_asgd_after_epoch"),
         }
         chosen = path.parent / "dynamic_eval_chosen.json"
         if chosen.exists():

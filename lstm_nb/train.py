@@ -145,7 +145,7 @@ def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None, max_lengt
     """One pass over the training split; returns the mean training loss, weighted by the targets (the
     task's loss alone, without AR/TAR), over every rank's targets under torchrun, where `model` is
     the DistributedDataParallel wrapper. With variable BPTT each step's learning rate is scaled by the
-    window's length / bptt (main.py); `max_length` caps the lengths (fine-tuning). The loss is summed on
+    window's length / bptt (main.py; `data.lr_scale`); `max_length` caps the lengths (fine-tuning). The loss is summed on
     the device and checked every SYNC_EVERY steps and at the end: a non-finite loss is reported with
     the first batch where it appeared (the epoch's steps after it are discarded with the epoch)."""
     model.train()
@@ -167,7 +167,7 @@ def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None, max_lengt
         (loss + penalty).backward()
         if cfg["clip"]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
-        scale = x.shape[0] / data.bptt if data.variable_bptt else 1.0
+        scale = data.lr_scale(x.shape[0]) if data.variable_bptt else 1.0
         with phases.scaled_lr(optimizer, scale):
             optimizer.step()
         total += summed

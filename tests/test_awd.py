@@ -127,14 +127,21 @@ class RecordingSGD(torch.optim.SGD):
         return super().step(closure)
 
 
-def test_learning_rate_is_rescaled_by_the_window_length_and_restored():
+@pytest.mark.parametrize("rule", ["actual", "drawn"])
+def test_learning_rate_is_rescaled_by_the_window_length_and_restored(rule):
+    """Every window's lr is lr × length / bptt. The epoch's last window is clipped by the end of the
+    stream: "drawn" (main.py's rule) scales it by the length drawn for it, "actual" by its own steps."""
     data = stream_data(n=3000, bptt=20, variable_bptt=True)
+    data.last_window_lr = rule
     model = tiny_model()
     optimizer = RecordingSGD(model.parameters(), lr=30.0)
     cfg = make_config({"ar": 2.0, "tar": 1.0})
     train.train_epoch(model, data, optimizer, cfg, 1, "cpu")
     lengths = [len(x) for x, _ in data.batches("train", 1)]
-    assert optimizer.seen == pytest.approx([30.0 * n / 20 for n in lengths])
+    drawn = main_py_lengths(data.seed, 1, 20, 10 ** 6)[:len(lengths)]  # the same draws, the stream unclipped
+    assert lengths[:-1] == drawn[:-1] and lengths[-1] < drawn[-1]  # only the last window is clipped
+    expected = lengths[:-1] + [drawn[-1] if rule == "drawn" else lengths[-1]]
+    assert optimizer.seen == pytest.approx([30.0 * n / 20 for n in expected])
     assert len(set(optimizer.seen)) > 3
     assert optimizer.param_groups[0]["lr"] == 30.0
 
@@ -266,6 +273,41 @@ def test_sigkill_in_the_averaging_phase_and_in_finetuning_resumes_to_identical_m
         assert again[key] == summary[key], key
 
 
+def test_sigkill_during_the_anchors_one_epoch_resumes_to_identical_metrics(tmp_path):
+    """The anchor is a single epoch, so a kill inside it loses the epoch: the rerun starts it again from
+    the run's recorded seed and reaches the same numbers as a run never killed."""
+    anchor = presets.get("awd_lstm", "smoke")["anchor"]
+    anchor["data"]["fraction"] = 0.15  # an epoch of a few seconds, long enough to be killed inside
+    anchor.update(experiment="anchor", model_name="salesforce_ptb")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(anchor))
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    straight = {**env, "LSTM_NB_HOME": str(tmp_path / "straight")}
+    done = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=straight, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    killed = {**env, "LSTM_NB_HOME": str(tmp_path / "killed")}
+    folder = tmp_path / "killed" / "run" / "anchor" / "salesforce_ptb"
+    proc = subprocess.Popen([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (folder / "config.json").exists():  # written when the run starts, before its epoch
+        assert proc.poll() is None and time.time() < deadline, "training ended before it started"
+        time.sleep(0.01)
+    time.sleep(1.0)
+    assert not (folder / "checkpoint_epoch_1.pt").exists(), "the epoch ended before the kill"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed, capture_output=True,
+                             text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    expected = tmp_path / "straight" / "run" / "anchor" / "salesforce_ptb"
+    a, b = (json.loads((f / "metrics_epoch_1.json").read_text()) for f in (expected, folder))
+    assert {k: a[k] for k in LOSS_KEYS} == {k: b[k] for k in LOSS_KEYS}
+    assert json.loads((expected / "metrics.json").read_text())["test_loss"] == json.loads(
+        (folder / "metrics.json").read_text())["test_loss"]
+
+
 def test_phase_options_are_checked_before_anything_is_written():
     for bad, message in [
         ({"nt_asgd": {"nonmono": 5}}, "SGD for nt_asgd"),
@@ -350,6 +392,7 @@ def test_paper_preset_is_the_readme_commands_value_by_value():
                 "test_batch_size": data["test_batch_size"]}
         assert ours == readme
         assert data["corpus"] == corpus and data["variable_bptt"] and cfg["optimizer"]["name"] == "SGD"
+        assert data["last_window_lr"] == "drawn"  # main.py's rule: the paper's numbers come from it
         assert cfg["finetune"] == {"epochs": readme["epochs"], "nonmono": 5}  # finetune.py, same arguments
         make_config(cfg)
     # the model sizes the shapes give (24M on PTB's 10,000 words, 33M on WikiText-2's 33,278)
@@ -360,6 +403,29 @@ def test_paper_preset_is_the_readme_commands_value_by_value():
     assert presets.get("awd_lstm", "paper")["pointer"] == {
         "ptb": {"theta": 1.0, "lambdah": 0.1, "window": 500},
         "wikitext-2": {"theta": 0.662, "lambdah": 0.1279, "window": 3785}}
+
+
+def test_the_anchor_is_the_readme_ptb_command_for_one_epoch():
+    anchor = presets.get("awd_lstm", "cpu")["anchor"]
+    paper = presets.get("awd_lstm", "paper")["ptb"]
+    assert anchor["epochs"] == 1 and anchor["finetune"] is None and anchor["data"]["last_window_lr"] == "drawn"
+    assert anchor["data"]["test_batch_size"] is None  # its test number is not compared: batch 10, not 1
+    same = {k: v for k, v in anchor.items() if k not in ("epochs", "finetune", "data")}
+    assert same == {k: v for k, v in paper.items() if k not in ("epochs", "finetune", "data")}
+    assert {k: v for k, v in anchor["data"].items() if k != "test_batch_size"} == {
+        k: v for k, v in paper["data"].items() if k != "test_batch_size"}
+    (anchor_check,) = presets.claims("awd_lstm", "cpu")[1]
+    assert (anchor_check.published, anchor_check.metric, anchor_check.row) == (308.03, "validation", "salesforce_ptb")
+
+
+def test_claims_that_rest_on_averaging_require_the_switch_and_untrained_rows_are_not_testable():
+    declared = {c.name: c for c in presets.claims("awd_lstm", "cpu")[0]}
+    trained = set(presets.get("awd_lstm", "cpu")["rows"])
+    for name, claim in declared.items():
+        if claim.family == "ablation":
+            assert claim.requires == "asgd_switched"
+            assert (claim.not_testable is None) == (claim.variant in trained), name
+    assert declared["no_nt_asgd"].not_testable is None and declared["no_weight_drop"].not_testable is None
 
 
 def test_each_ablation_row_removes_one_component():
@@ -373,11 +439,18 @@ def test_each_ablation_row_removes_one_component():
         make_config(cfg)
 
 
-def test_every_preset_trains_either_corpus_and_refuses_another():
+def test_every_preset_trains_either_corpus_over_its_seeds_beside_the_anchor_and_refuses_another():
     for preset in presets.names("awd_lstm"):
+        setup = presets.get("awd_lstm", preset)
         for corpus in ("ptb", "wikitext-2"):
-            (experiment, rows), = presets.training_configs("awd_lstm", preset, corpus=corpus).items()
-            assert experiment == f"awd_lstm-{corpus}-{preset}" and len(rows) == 9
-            assert all(make_config(cfg)["data"]["corpus"] == corpus for cfg in rows.values())
+            sections = presets.training_configs("awd_lstm", preset, corpus=corpus)
+            assert list(sections) == [f"awd_lstm-anchor-{preset}", f"awd_lstm-{corpus}-{preset}"]
+            runs = sections[f"awd_lstm-{corpus}-{preset}"]
+            assert len(runs) == len(setup["rows"]) * setup["seeds"]
+            assert all(make_config(cfg)["data"]["corpus"] == corpus for cfg in runs.values())
+            first = setup[corpus]["seed"]  # the README command's seed, then the next ones
+            assert {cfg["seed"] for cfg in runs.values()} == set(range(first, first + setup["seeds"]))
+    cpu = presets.get("awd_lstm", "cpu")
+    assert cpu["seeds"] >= 3 and cpu["ptb"]["data"]["last_window_lr"] == "actual"
     with pytest.raises(ValueError, match="'ptb' or 'wikitext-2'"):
         presets.training_configs("awd_lstm", "smoke", corpus="ptb-char")

@@ -85,6 +85,17 @@ def test_one_seed_is_inconclusive_and_a_declared_scale_is_not_testable():
     assert claims.judge_one(CLAIM, [])["outcome"] == "not run"
 
 
+def test_a_required_run_property_that_is_false_leaves_the_claim_unjudged():
+    runs = _simulated(3.0, 3, random.Random(5), sigma=0.1)
+    needs = claims.Claim("c", "", "paper", "e", "m", "ref", "var", "lower", requires="asgd_switched")
+    for run in runs:
+        run["asgd_switched"] = None if run["row"] == "ref" else True  # None: not applicable to that run
+    assert claims.judge_one(needs, runs)["outcome"] == claims.REPRODUCED
+    runs[3]["asgd_switched"] = False  # var, seed 1: the switch never came
+    row = claims.judge_one(needs, runs)
+    assert row["outcome"] == claims.NOT_TESTABLE and "var (seed 1)" in row["why"] and row["effect"] > 0
+
+
 def test_solved_counts_use_the_exact_test():
     claim = claims.Claim("s", "var solves", "paper", "e", "m", "ref", "var", kind="solved", solved_below=1.0)
     runs = [{"experiment": "e", "row": r, "seed": s, "m": v} for s in range(3)
