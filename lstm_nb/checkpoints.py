@@ -6,9 +6,10 @@ never a truncated file under a file's name. A temporary file left by a killed pr
 the next process that locks the folder (`remove_stale_temporaries`). Files get the usual permissions
 of the user's umask (0644 under the common umask 022), not the 0600 of `tempfile`.
 
-One process at a time writes a run folder: `locked(folder)` holds an exclusive `flock` on
-`<folder>/.lock` for as long as it trains. The kernel releases it when the process ends, however it
-ends (SIGKILL included), so a killed run never leaves the folder stuck.
+One process at a time writes a run folder: `locked(folder)` holds an exclusive lock on
+`<folder>/.lock` for as long as it trains (the `filelock` package: `flock` on Linux and macOS, a byte
+lock on Windows), and names itself in `<folder>/.lock-holder`. The operating system releases the lock
+when the process ends, however it ends (SIGKILL included), so a killed run never leaves the folder stuck.
 """
 
 import contextlib
@@ -19,18 +20,14 @@ import re
 import secrets
 from pathlib import Path
 
+import filelock
 import torch
 
 from .errors import ExplainedError
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; the folder is then not locked (see `locked`)
-    fcntl = None
-
 EPOCH_FILE = re.compile(r"checkpoint_epoch_(\d+)\.pt$")
 TEMPORARY = ".*.tmp"
-LOCK_FILE = ".lock"
+LOCK_FILE, HOLDER_FILE = ".lock", ".lock-holder"
 
 
 class RunFileError(ExplainedError, RuntimeError):
@@ -135,24 +132,18 @@ def remove_stale_temporaries(folder):
 def locked(folder):
     """Hold the run folder's exclusive lock; raise RunLockedError at once if another process has it."""
     folder = Path(folder)
-    if fcntl is None:
+    lock = filelock.FileLock(folder / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        holder = folder / HOLDER_FILE
+        name = holder.read_text().strip() if holder.exists() else "another process"
+        raise RunLockedError(
+            f"{folder} is being written by {name}. Wait until it finishes (a finished run is then "
+            f"read back, not trained again), stop it, or give this run another experiment or model_name."
+        ) from None
+    try:
+        _atomic_write(folder / HOLDER_FILE, lambda f: f.write(f"process {os.getpid()}".encode()))
         yield
-        return
-    with open(folder / LOCK_FILE, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise RunLockedError(
-                f"{folder} is being written by {holder}. Wait until it finishes (a finished run is then "
-                f"read back, not trained again), stop it, or give this run another experiment or model_name."
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()}")
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    finally:
+        lock.release()
