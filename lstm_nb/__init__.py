@@ -15,4 +15,4 @@ __version__ = "0.1.0"
 
 # pip's address of this repository: the Colab install cell of every notebook holds this same string
 # (a test checks it). Change it here and in the notebooks when the repository moves.
-INSTALL = "lstm_nb @ git+https://github.com/lstm-nb/lstm_nb"
+INSTALL = "lstm_nb[notebooks] @ git+https://github.com/lstm-nb/lstm_nb"

@@ -13,6 +13,7 @@ when the process ends, however it ends (SIGKILL included), so a killed run never
 """
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -38,6 +39,10 @@ class CheckpointError(RunFileError):
     """A checkpoint exists but cannot be read."""
 
 
+class NoSpaceError(RunFileError):
+    """The device ran out of space while a run folder's file was written; nothing was lost."""
+
+
 class RunLockedError(ExplainedError, RuntimeError):
     """Another process is writing the same run folder."""
 
@@ -53,9 +58,26 @@ def _atomic_write(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if _out_of_space(e):  # torch.save reports it as "unexpected pos", with the real cause further up
+            raise NoSpaceError(
+                f"{path} could not be written: no space left on the device that holds {path.parent}. Nothing "
+                f"was lost: the previous {path.name}, if there was one, is unchanged, and the partial file was "
+                f"removed. Free some space and run the same command again: it resumes from the last finished "
+                f"epoch.") from None
         raise
+
+
+def _out_of_space(error):
+    """Whether `error`, or an error it was raised from or while handling, is ENOSPC."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def save(obj, path):

@@ -221,8 +221,8 @@ def judge_one(claim, runs, scale_note=None):
     reason = claim.not_testable or scale_note or _unmet(claim, runs, seeds)
     if reason:
         row.update(outcome=NOT_TESTABLE, why=reason)
-    if not seeds:
-        row.update(outcome="not run", why=reason)
+    if not seeds:  # a claim declared not testable at this scale stays so; any other has simply not run
+        row.update(outcome=NOT_TESTABLE if claim.not_testable else "not run", why=reason)
     return row
 
 

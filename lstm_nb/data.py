@@ -17,6 +17,7 @@ import torch
 
 from . import distributed, objectives, sequences
 from .corpora import corpus_path
+from .extras import require
 
 SEQUENCE_TASKS = ("copy", "adding", "mnist", "pmnist", "cifar-10")
 DEFAULT_EXAMPLES = (10_000, 1_000, 1_000)  # (train, valid, test) sequences of copy and adding
@@ -100,8 +101,8 @@ def load_wikitext103():
 def brown_text():
     """Brown through nltk's corpus reader: every file's words joined by spaces, lower-cased,
     files separated by newlines (the original Mogrifier notebook read the same text as plain)."""
-    import nltk
-    from nltk.corpus.reader import CategorizedTaggedCorpusReader
+    nltk = require("nltk")
+    CategorizedTaggedCorpusReader = require("nltk.corpus.reader").CategorizedTaggedCorpusReader
 
     folder = corpus_path("brown")
     nltk_root = str(folder.parent.parent)
@@ -391,9 +392,13 @@ def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, 
     sizes = {"train": "data.batch_size", "test": "data.test_batch_size" if test_batch_size else "data.eval_batch_size"}
     for split, stream in batches.streams.items():
         if stream.shape[0] < 2:  # not one (input, target) pair per stream
+            key = sizes.get(split, "data.eval_batch_size")
+            if fraction == 1 and (split != "train" or train_fraction == 1):  # the whole split: the key is wrong
+                raise ValueError(f"{key} {stream.shape[1]} is more streams than {corpus}'s {split} split allows: "
+                                 f"its {len(splits[split])} tokens give each stream fewer than 2; lower {key} to "
+                                 f"at most {len(splits[split]) // 2}")
             setting = f"data.fraction {fraction}" + (f" with train_fraction {train_fraction}" if split == "train"
                                                      and train_fraction < 1 else "")
-            key = sizes.get(split, "data.eval_batch_size")
             raise ValueError(
                 f"{setting} leaves {len(splits[split])} tokens of {corpus}'s {split} split, fewer than 2 per "
                 f"stream for its {stream.shape[1]} streams ({key}); lower {key} or raise the fraction"

@@ -6,6 +6,7 @@ import ast
 import re
 
 from . import presets
+from .extras import require
 
 # A parameter's type: its type comment in the parameters cell (`epochs = None  # type: Optional[int]`), else
 # the type of its default value; a parameter whose default is None and has no annotation takes anything.
@@ -46,7 +47,7 @@ def _type_problem(name, value, declared):
 def check_parameters(notebook, parameters):
     """Reject parameters the notebook's `parameters` cell does not declare, values of the wrong type,
     and unknown presets."""
-    import papermill  # the runner's dependency: imported only when a notebook's parameters are read
+    papermill = require("papermill")  # the runner's dependency: imported only when a notebook's parameters are read
 
     try:
         declared = papermill.inspect_notebook(str(notebook))
@@ -68,7 +69,7 @@ def check_parameters(notebook, parameters):
 
 
 def default_preset(notebook):
-    import papermill
+    papermill = require("papermill")
 
     declared = papermill.inspect_notebook(str(notebook)).get("preset")
     return parse_value(declared["default"]) if declared else "default"

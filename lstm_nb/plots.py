@@ -3,13 +3,14 @@
 import itertools
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-from matplotlib.ticker import MaxNLocator
 
 from . import checkpoints, claims, paths
+from .extras import require
 from .presets.seeds import split_run_name
+
+plt, pd = require("matplotlib.pyplot"), require("pandas")
+MaxNLocator = require("matplotlib.ticker").MaxNLocator
 
 # The unit of a metric, by the end of its name: what the y axis says.
 UNITS = {"loss": "loss (nats per token)", "perplexity": "perplexity", "bpc": "bits per character",

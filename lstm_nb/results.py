@@ -5,10 +5,11 @@ import json
 import math
 from pathlib import Path
 
-import pandas as pd
-
 from . import claims, paths, presets
+from .extras import require
 from .presets.seeds import split_run_name
+
+pd = require("pandas")
 
 
 def summaries(pattern="*", run_root=None):

@@ -14,11 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-import papermill
-from traitlets.config import Config
-
 from . import paths
+from .extras import require
 from .parameters import check_parameters, default_preset, parse_value
+
+papermill = require("papermill")
+Config = require("traitlets.config").Config
 
 
 def execute(notebook, parameters, output, command):

@@ -34,7 +34,8 @@ from . import data as data_module
 from . import workers as pool
 from .config import ConfigError, make_config
 from .errors import ExplainedError
-from .parameters import check_parameters, parse_value
+from .extras import require
+from .parameters import check_parameters, default_preset, parse_value
 from .presets.seeds import split_run_name
 from .progress import bar as progress_bar
 
@@ -387,7 +388,7 @@ def train_each(configs, run_root=None, keep_going=False, workers=1):
     (its checkpoints up to the last good epoch stay; training it again diverges at the same batch).
     `workers` > 1 trains the configs in that many parallel processes (`lstm_nb.workers`); then every
     configuration runs to its end before a failure or a divergence (without `keep_going`) is raised."""
-    import pandas as pd
+    pd = require("pandas")
 
     if workers > 1 and len(configs) > 1:
         outcomes = pool.train_all(configs, run_root, workers)
@@ -467,7 +468,7 @@ def notebook_configs(notebook, preset, parameters, only=()):
 
 
 def main(argv=None):
-    """python -m lstm_nb.train NOTEBOOK --preset P [--only NAME ...] [-p KEY VALUE ...], or CONFIG.json."""
+    """python -m lstm_nb.train NOTEBOOK [--preset P] [--only NAME ...] [-p KEY VALUE ...], or CONFIG.json."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -476,7 +477,8 @@ def main(argv=None):
                     "with the same preset, only reports), or one training config from a JSON file. Under "
                     "torchrun every configuration is trained with DistributedDataParallel.")
     parser.add_argument("target", type=Path, help="a notebook (notebooks/NAME.ipynb) or a training config (.json)")
-    parser.add_argument("--preset", help="the notebook's preset (smoke, cpu, paper); required for a notebook")
+    parser.add_argument("--preset", help="the notebook's preset (smoke, cpu, paper; default: the one its parameters "
+                                         "cell sets, as for python -m lstm_nb.run)")
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
                         help="train only these models (model_name, or experiment/model_name; a row "
                              "trained over seeds, e.g. lstm, picks every seed)")
@@ -496,8 +498,9 @@ def main(argv=None):
         configs = {args.target.name: config}
         device = config.get("device", "auto")
     else:
-        if not args.preset:
-            raise SystemExit(f"{args.target}: which preset? Add --preset (smoke, cpu or paper)")
+        if not args.preset and args.target.is_file():  # as the runner does: the notebook's own default
+            args.preset = default_preset(args.target)
+            print(f"{args.target}: no --preset given, training its default, {args.preset}", flush=True)
         configs = notebook_configs(args.target, args.preset, parameters, args.only)
         device = parameters.get("device", "auto")
     if args.workers > 1 and distributed.launched():

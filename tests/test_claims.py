@@ -83,6 +83,8 @@ def test_one_seed_is_inconclusive_and_a_declared_scale_is_not_testable():
     assert row["outcome"] == claims.NOT_TESTABLE and row["why"] == "smoke: checks the code runs"
     assert row["effect"] > 0  # still measured and shown
     assert claims.judge_one(CLAIM, [])["outcome"] == "not run"
+    left_out = claims.Claim("c", "", "paper", "e", "m", "ref", "var", not_testable="cpu leaves this row out")
+    assert claims.judge_one(left_out, [])["outcome"] == claims.NOT_TESTABLE  # declared so, never trained here
 
 
 def test_a_required_run_property_that_is_false_leaves_the_claim_unjudged():

@@ -179,3 +179,8 @@ def test_a_test_batch_larger_than_the_test_split_names_its_key():
     with pytest.raises(ValueError, match=r"test split, fewer than 2 per stream for its 9000 streams "
                                          r"\(data.test_batch_size\); lower data.test_batch_size"):
         data.build("ptb", batch_size=4, bptt=10, fraction=0.1, test_batch_size=9000)
+    # on the whole split only the key can be wrong, and the message blames it alone
+    with pytest.raises(ValueError, match=r"^data.test_batch_size 90000 is more streams than ptb's test split allows: "
+                                         r"its 82430 tokens give each stream fewer than 2; lower data.test_batch_size "
+                                         r"to at most 41215$"):
+        data.build("ptb", batch_size=4, bptt=10, test_batch_size=90_000)

@@ -149,7 +149,6 @@ def test_the_command_line_trains_a_preset_and_the_notebook_then_only_reports(hom
     (["notebooks/nothing.ipynb", "--preset", "smoke"],
      "no such notebook: notebooks/nothing.ipynb; the notebooks are notebooks/awd_lstm.ipynb, "),
     ([str(NOTEBOOK), "--preset", "huge"], "unknown preset 'huge'"),
-    ([str(NOTEBOOK)], "which preset? Add --preset"),
     ([str(NOTEBOOK), "--preset", "smoke", "--only", "gru"], "no configuration named gru; it trains mogrifier-anchor"),
     ([str(NOTEBOOK), "--preset", "smoke", "-p", "learning_rate", "1"], "no parameter(s) learning_rate"),
     ([str(NOTEBOOK), "--preset", "smoke", "-p", "epochs", "two"], "parameter epochs must be int or None"),
@@ -160,6 +159,14 @@ def test_the_command_line_refuses_unknown_names_with_a_clear_message(home, args,
                             check=False, cwd=REPO)
     assert result.returncode != 0 and message in result.stderr
     assert not (home / "run").exists()
+
+
+def test_without_a_preset_the_command_line_trains_the_notebooks_default(home):
+    result = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(NOTEBOOK), "--only", "nn.LSTM", "-p", "epochs",
+                             "1"], capture_output=True, text=True, check=False, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no --preset given, training its default, smoke" in result.stdout
+    assert (home / "run" / "mogrifier-brown-smoke" / "nn.LSTM-seed1" / "metrics.json").exists()
 
 
 def test_only_picks_models_by_name_and_the_configs_are_the_notebooks(home):

@@ -67,6 +67,42 @@ def test_unbatched_input_like_nn_lstm():
     torch.testing.assert_close(h, h_ref)
 
 
+def _bad_states():
+    """(input, hx) pairs nn.LSTM(5, 7, num_layers=2) refuses: a lone tensor, wrong dimensions, wrong sizes."""
+    x, x1 = torch.randn(6, 3, 5), torch.randn(6, 5)
+    h, c = torch.zeros(2, 3, 7), torch.zeros(2, 3, 7)
+    return [(x, h), (x, (h[0], c[0])), (x, (h, c[:1])), (x, (h[:, :2], c[:, :2])), (x, (h, torch.zeros(2, 3, 6))),
+            (x1, (h, c)), (x1, (torch.zeros(2, 6), torch.zeros(2, 7)))]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_states())))
+def test_a_bad_state_is_refused_as_nn_lstm_refuses_it(case):
+    x, hx = _bad_states()[case]
+    ref, ours = _pair(torch.float32, 2, False, "fused")
+    with pytest.raises(RuntimeError) as expected:
+        ref(x, hx)
+    with pytest.raises(RuntimeError) as got:
+        ours(x, hx)
+    assert str(got.value) == str(expected.value)
+
+
+def test_construction_takes_dtype_device_and_warns_like_nn_lstm():
+    options = {"chrono_lstm": {"t_max": 10}, "mogrifier": {"rounds": 3, "rank": 2}, "on_lstm": {"chunk_size": 2}}
+    for name in cells.available():
+        layer = cells.build(name, 5, 8, num_layers=2, dtype=torch.float64, **options.get(name, {}))
+        assert {p.dtype for p in layer.parameters()} == {torch.float64}, name
+        on_meta = cells.build(name, 5, 8, num_layers=2, device="meta", **options.get(name, {}))
+        assert {p.device.type for p in on_meta.parameters()} == {"meta"}, name
+    with pytest.warns(UserWarning) as expected:
+        nn.LSTM(5, 7, dropout=0.5)
+    with pytest.warns(UserWarning) as got:
+        cells.build("lstm", 5, 7, dropout=0.5)
+    assert str(got[0].message) == str(expected[0].message)
+    for option in ({"bidirectional": True}, {"proj_size": 3}):
+        with pytest.raises(ValueError, match="runs one direction without a projection"):
+            cells.build("ur_lstm", 5, 7, **option)
+
+
 def test_fused_backward_passes_gradcheck():
     torch.manual_seed(0)
     T, B, H = 4, 2, 3

@@ -87,6 +87,28 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_stale_lock(home, 
     assert train.train(tiny())["epochs_trained"] == 2  # SIGKILL released the lock
 
 
+@pytest.mark.parametrize("how", ["oserror", "torch"])
+def test_a_full_disk_names_the_file_says_nothing_was_lost_and_leaves_the_old_file(tmp_path, how):
+    import errno
+
+    path = tmp_path / "metrics.json"
+    checkpoints.save_json({"epoch": 1}, path)
+
+    def full(f):
+        f.write(b"half")
+        if how == "oserror":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        try:  # torch.save's zip writer turns the OSError into its own RuntimeError
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0") from None
+
+    with pytest.raises(checkpoints.NoSpaceError, match=rf"{path} could not be written: no space left on the device"):
+        checkpoints._atomic_write(path, full)
+    assert json.loads(path.read_text()) == {"epoch": 1}  # the previous file is unchanged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]  # the partial file is gone
+
+
 def test_stale_temporary_files_are_removed_on_the_next_start(home):
     train.train(tiny(epochs=1))
     folder = folder_of(home)

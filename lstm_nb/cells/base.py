@@ -6,6 +6,7 @@ Everything else — layouts, initial states, stacking, dropout between layers �
 """
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -26,25 +27,35 @@ class RecurrentLayers(nn.Module):
 
     gate_count = 4
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0):
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if bidirectional or proj_size:
+            raise ValueError(f"{type(self).__name__} runs one direction without a projection: bidirectional="
+                             f"{bidirectional}, proj_size={proj_size} are nn.LSTM options lstm_nb's cells do not have")
+        if dropout and num_layers == 1:  # nn.LSTM's warning, word for word
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+                          stacklevel=2)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        factory = {"device": device, "dtype": dtype}
         rows = self.gate_rows()
         for k in range(num_layers):
             layer_input = self.layer_input_size(k)
-            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(rows, layer_input)))
-            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(rows, hidden_size)))
+            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(rows, layer_input, **factory)))
+            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(rows, hidden_size, **factory)))
             if bias:
-                self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(rows)))
-                self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(rows)))
+                self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(rows, **factory)))
+                self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(rows, **factory)))
             for name, shape in self.extra_parameters(k, layer_input).items():
-                self.register_parameter(f"{name}_l{k}", nn.Parameter(torch.empty(shape)))
-        self.reset_parameters()
+                self.register_parameter(f"{name}_l{k}", nn.Parameter(torch.empty(shape, **factory)))
+        with torch.no_grad():  # initialised where they live (a meta device stays without values)
+            self.reset_parameters()
 
     def gate_rows(self):
         """Rows of W_ih, W_hh and the biases: G·H for a cell with G gate blocks."""
@@ -77,6 +88,10 @@ class RecurrentLayers(nn.Module):
 
     def forward(self, input, hx=None):
         unbatched = input.dim() == 2
+        if hx is not None and (hx[0].dim() != 3 - unbatched or hx[1].dim() != 3 - unbatched):
+            # nn.LSTM's check and message (a lone state tensor, unpacked along its first dimension, fails it too)
+            raise RuntimeError(f"For {'unbatched 2-D' if unbatched else 'batched 3-D'} input, hx and cx should also "
+                               f"be {3 - unbatched}-D but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors")
         if unbatched:
             input = input.unsqueeze(1)
             hx = None if hx is None else tuple(s.unsqueeze(1) for s in hx)
@@ -88,6 +103,11 @@ class RecurrentLayers(nn.Module):
         if hx is None:
             zeros = input.new_zeros(self.num_layers, batch, self.hidden_size)
             hx = (zeros, zeros)
+        else:  # nn.LSTM's check and message
+            expected = (self.num_layers, batch, self.hidden_size)
+            for i, state in enumerate(hx):
+                if tuple(state.shape) != expected:
+                    raise RuntimeError(f"Expected hidden[{i}] size {expected}, got {list(state.shape)}")
         h0, c0 = hx
         x, h_n, c_n = input, [], []
         for k in range(self.num_layers):
