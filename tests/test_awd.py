@@ -276,32 +276,17 @@ def test_sigkill_in_the_averaging_phase_and_in_finetuning_resumes_to_identical_m
 def test_sigkill_during_the_anchors_one_epoch_resumes_to_identical_metrics(tmp_path):
     """The anchor is a single epoch, so a kill inside it loses the epoch: the rerun starts it again from
     the run's recorded seed and reaches the same numbers as a run never killed."""
+    from conftest import Training
+
     anchor = presets.get("awd_lstm", "smoke")["anchor"]
     anchor["data"]["fraction"] = 0.15  # an epoch of a few seconds, long enough to be killed inside
     anchor.update(experiment="anchor", model_name="salesforce_ptb")
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(anchor))
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    straight = {**env, "LSTM_NB_HOME": str(tmp_path / "straight")}
-    done = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=straight, capture_output=True,
-                          text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    killed = {**env, "LSTM_NB_HOME": str(tmp_path / "killed")}
-    folder = tmp_path / "killed" / "run" / "anchor" / "salesforce_ptb"
-    proc = subprocess.Popen([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (folder / "config.json").exists():  # written when the run starts, before its epoch
-        assert proc.poll() is None and time.time() < deadline, "training ended before it started"
-        time.sleep(0.01)
-    time.sleep(1.0)
-    assert not (folder / "checkpoint_epoch_1.pt").exists(), "the epoch ended before the kill"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    resumed = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed, capture_output=True,
-                             text=True, check=False)
-    assert resumed.returncode == 0, resumed.stderr
-    expected = tmp_path / "straight" / "run" / "anchor" / "salesforce_ptb"
+    training = Training(tmp_path, anchor)
+    training.run("straight")
+    training.kill_after("killed", "config.json", delay=1.0)  # config.json is written before the epoch starts
+    assert not (training.folder("killed") / "checkpoint_epoch_1.pt").exists(), "the epoch ended before the kill"
+    training.run("killed")
+    expected, folder = training.folder("straight"), training.folder("killed")
     a, b = (json.loads((f / "metrics_epoch_1.json").read_text()) for f in (expected, folder))
     assert {k: a[k] for k in LOSS_KEYS} == {k: b[k] for k in LOSS_KEYS}
     assert json.loads((expected / "metrics.json").read_text())["test_loss"] == json.loads(

@@ -5,13 +5,10 @@ a classification run after SIGKILL."""
 import io
 import json
 import math
-import os
 import pickle
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 
 import numpy as np
@@ -243,28 +240,14 @@ def tiny_mnist(epochs=3):
 
 
 def test_a_classification_run_killed_mid_epoch_resumes_to_identical_metrics(tmp_path):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(tiny_mnist()))
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    straight = {**env, "LSTM_NB_HOME": str(tmp_path / "straight")}
-    done = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=straight, capture_output=True,
-                          text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    killed = {**env, "LSTM_NB_HOME": str(tmp_path / "killed")}
-    folder = tmp_path / "killed" / "run" / "tiny_mnist" / "ur"
-    proc = subprocess.Popen([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (folder / "checkpoint_epoch_1.pt").exists():
-        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
-        time.sleep(0.01)
-    time.sleep(0.3)  # into epoch 2
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    from conftest import Training
+
+    training = Training(tmp_path, tiny_mnist())
+    training.run("straight")
+    training.kill_after("killed", "checkpoint_epoch_1.pt", delay=0.3)  # killed in epoch 2
+    folder = training.folder("killed")
     assert not (folder / "metrics_epoch_3.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed, capture_output=True,
-                             text=True, check=False)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = training.run("killed")
     assert "resuming" in resumed.stdout
     expected = tmp_path / "straight" / "run" / "tiny_mnist" / "ur"
     for epoch in (1, 2, 3):
