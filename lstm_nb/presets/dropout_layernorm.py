@@ -134,7 +134,7 @@ PRESETS = {
         "rates": "small",
         "anchor": _ZAREMBA_SMALL,
         "ptb": _cosine(_zaremba(200, 20, 20, 6, 1, 1.0, 5.0, data={"train_fraction": 0.15})),
-        # 6 epochs of 116 updates on 5 % of PTB: the training perplexity after each 116 updates
+        # 6 epochs of 117 updates on 5 % of PTB: the training perplexity after each 117 updates
         "convergence": _adam(_zaremba(200, 20, 20, 6, 1, 1.0, 5.0, data={"fraction": 0.05})),
         # Gal's protocol: the training rates (multiplier 1), word dropout off, 16 samples as 2 passes of 8
         "mc_dropout": {"multipliers": [1.0], "samples": 16, "columns": 8},
