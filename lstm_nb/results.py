@@ -85,6 +85,17 @@ def seeded_runs(pattern="*", run_root=None):
     return runs
 
 
+def over_seeds(pattern, run_root=None):
+    """`summaries` grouped by row (a row trained over seeds is one line): the seed count, parameters,
+    and the mean (and standard deviation) of the training, validation and test metrics, and minutes."""
+    runs = summaries(pattern, run_root)
+    runs = runs.assign(row=[split_run_name(m)[0] for m in runs["model"]])
+    return runs.groupby("row", sort=False).agg(seeds=("validation", "count"), parameters=("parameters", "first"),
+                                               training=("training", "mean"), validation=("validation", "mean"),
+                                               validation_std=("validation", "std"), test=("test", "mean"),
+                                               test_std=("test", "std"), minutes=("minutes", "mean"))
+
+
 def claims_table(notebook, preset, run_root=None, **parameters):
     """(claims, anchors) of `notebook`'s `preset` over its finished runs in run/, as DataFrames: one row
     per claim declared in the preset (`lstm_nb.claims.judge`), one per anchor (measured beside published)."""

@@ -126,3 +126,5 @@ def test_results_are_cached_in_the_run_folder_and_tuned_on_validation(home):
     assert table.loc["gal", "mc_multiplier"] == chosen["multiplier"]
     last_epoch = json.loads((folder / "metrics_epoch_1.json").read_text())
     assert table.loc["gal", "training"] == pytest.approx(last_epoch["training_perplexity"])
+    rows = results.over_seeds("mc", run_root=home / "run")  # one run, so one row, its own numbers
+    assert rows.loc["gal", "seeds"] == 1 and rows.loc["gal", "validation"] == table.loc["gal", "validation"]
