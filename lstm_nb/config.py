@@ -12,6 +12,7 @@ import torch
 
 from .data import SEQUENCE_TASKS, STREAM_CORPORA
 from .errors import ExplainedError
+from .sequences import COPY_LAYOUTS
 
 DEFAULTS = {
     "experiment": "default",
@@ -24,8 +25,9 @@ DEFAULTS = {
              # it ("drawn", main.py) or by the steps it has ("actual"); lstm_nb.data.StreamBatches.lr_scale
              "last_window_lr": "actual",
              # the copy task's delay T or the adding problem's length T; their (train, valid, test) sequence
-             # counts (None: lstm_nb.data.DEFAULT_EXAMPLES)
-             "length": None, "examples": None},
+             # counts (None: lstm_nb.data.DEFAULT_EXAMPLES); the copy task's input layout
+             # (lstm_nb.sequences.COPY_LAYOUTS); a fresh training set every epoch (copy and adding)
+             "length": None, "examples": None, "copy_layout": "arjovsky", "redraw_train": False},
     # passed to lstm_nb.models.build: "architecture" ("rnn" or "transformer") and that model's options
     "model": {"architecture": "rnn", "embedding_size": 200, "hidden_size": 200},
     "epochs": 10,
@@ -132,9 +134,12 @@ def _problems(cfg):
         need(data["examples"] is None or (isinstance(data["examples"], (list, tuple)) and len(data["examples"]) == 3
                                           and all(_is_int(n) and n >= 1 for n in data["examples"])),
              "data.examples", "None or [train, valid, test] sequence counts (positive integers)")
+        need(isinstance(data["redraw_train"], bool), "data.redraw_train", "true or false")
     else:
-        need(data["length"] is None and data["examples"] is None, "data.corpus",
-             "copy or adding for data.length and data.examples")
+        need(data["length"] is None and data["examples"] is None and not data["redraw_train"], "data.corpus",
+             "copy or adding for data.length, data.examples and data.redraw_train")
+    need(data["copy_layout"] in COPY_LAYOUTS and (data["copy_layout"] == "arjovsky" or data["corpus"] == "copy"),
+         "data.copy_layout", f"one of {', '.join(COPY_LAYOUTS)} ('cued' for the copy task only)")
     if data["corpus"] in SEQUENCE_TASKS and isinstance(model, dict):
         need(model.get("architecture", "rnn") == "rnn" and "parameter_budget" not in model, "model",
              "a recurrent model (architecture 'rnn') sized by hidden_size, not parameter_budget, for a sequence task")

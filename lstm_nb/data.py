@@ -9,6 +9,7 @@ and the sequence tasks (`lstm_nb.sequences`) as independent sequences (`Sequence
 """
 
 import itertools
+import math
 import zipfile
 from functools import lru_cache
 
@@ -290,13 +291,14 @@ class SequenceBatches:
     variable_bptt = False
 
     def __init__(self, splits, objective, model_inputs, batch_size, eval_batch_size, encode, encode_target,
-                 seed=0):
-        self.examples = {split: (torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)))
-                         for split, (x, y) in splits.items()}
+                 seed=0, draw_train=None):
+        self.examples = {split: _tensors(pair) for split, pair in splits.items()}
         self.objective, self.model_inputs = objective, model_inputs
         self.sizes = {split: batch_size if split == "train" else eval_batch_size for split in splits}
         self.encode, self.encode_target, self.seed = encode, encode_target, seed
         self.sharded = {split: distributed.active() for split in splits}
+        # draw_train(epoch) -> (inputs, targets): that epoch's own training set (the same size as `splits`')
+        self.draw_train, self.device = draw_train, None
 
     @property
     def splits(self):
@@ -305,6 +307,7 @@ class SequenceBatches:
     def to(self, device):
         """Keep every split on `device` (a GPU): no copy per batch. Returns self."""
         self.examples = {split: (x.to(device), y.to(device)) for split, (x, y) in self.examples.items()}
+        self.device = device
         return self
 
     def num_batches(self, split):
@@ -312,19 +315,47 @@ class SequenceBatches:
 
     def batches(self, split, epoch=0):
         inputs, targets = self.examples[split]
+        if split == "train" and self.draw_train is not None:
+            inputs, targets = (t.to(self.device or "cpu") for t in _tensors(self.draw_train(epoch)))
         for batch in shuffled_batches(len(inputs), self.sizes[split], split, self.seed, epoch):
             yield self.encode(inputs[batch]), self.encode_target(targets[batch])
 
 
+def memoryless_baseline(batches, split="test"):
+    """The metrics of a memory task's memoryless answer (`objective.memoryless_answer`) on `split`,
+    computed by the task's own objective: what the baseline's formula must equal."""
+    objective, sums = batches.objective, {}
+    for _, target in batches.batches(split):
+        for name, (total, count) in objective.statistics(objective.memoryless_answer(target), target).items():
+            before = sums.get(name, (0.0, 0))
+            sums[name] = (before[0] + float(total), before[1] + count)
+    return objective.metrics(split, {name: total / count for name, (total, count) in sums.items()})
+
+
+def _tensors(pair):
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in pair)
+
+
 def sequence_task(corpus, batch_size, eval_batch_size, length=None, examples=None, fraction=1.0, train_fraction=1.0,
-                  seed=0):
-    """The SequenceBatches of a sequence task: "copy" (delay `length`) and "adding" (`length` steps),
-    with `examples` = (train, valid, test) sequences drawn for `seed`, or pixel-by-pixel "mnist",
-    "pmnist" (one fixed permutation) and "cifar-10"; `fraction` and `train_fraction` as in `build`."""
+                  seed=0, copy_layout="arjovsky", redraw_train=False):
+    """The SequenceBatches of a sequence task: "copy" (delay `length`, in `copy_layout`) and "adding"
+    (`length` steps), with `examples` = (train, valid, test) sequences drawn for `seed` (with
+    `redraw_train`, a fresh training set every epoch), or pixel-by-pixel "mnist", "pmnist" (one fixed
+    permutation) and "cifar-10"; `fraction` and `train_fraction` as in `build`."""
+    draw_train = None
     if corpus in ("copy", "adding"):
         sizes = dict(zip(("train", "valid", "test"), examples or DEFAULT_EXAMPLES))
-        make = sequences.copy_memory if corpus == "copy" else sequences.adding_problem
-        splits = {split: make(n, length, sequences.split_generator(seed, split)) for split, n in sizes.items()}
+
+        def make(n, rng):
+            if corpus == "copy":
+                return sequences.copy_memory(n, length, rng, copy_layout)
+            return sequences.adding_problem(n, length, rng)
+
+        splits = {split: make(n, sequences.split_generator(seed, split)) for split, n in sizes.items()}
+        if redraw_train:
+            def draw_train(epoch):
+                pair = make(sizes["train"], sequences.split_generator(seed, "train", epoch))
+                return tuple(_head(_head(a, fraction), train_fraction) for a in pair)
     elif corpus in ("mnist", "pmnist"):
         splits = sequences.pixel_mnist()
     else:
@@ -337,13 +368,16 @@ def sequence_task(corpus, batch_size, eval_batch_size, length=None, examples=Non
 
     if corpus == "copy":
         symbols = sequences.COPY_SYMBOLS
+        objective = objectives.CopyRecall(sequences.COPY_RECALLED, memoryless=math.log(sequences.COPY_DATA),
+                                          recall_only=copy_layout == "cued")
         return SequenceBatches(
-            splits, objectives.CopyRecall(sequences.COPY_RECALLED),
-            {"input_size": symbols, "output_size": symbols, "per_step": True, "one_hot": True},
-            batch_size, eval_batch_size, lambda x: time_major(x.long()), lambda y: time_major(y.long()), seed)
+            splits, objective, {"input_size": symbols, "output_size": symbols, "per_step": True, "one_hot": True},
+            batch_size, eval_batch_size, lambda x: time_major(x.long()), lambda y: time_major(y.long()), seed,
+            draw_train)
     if corpus == "adding":
-        return SequenceBatches(splits, objectives.Regression(), {"input_size": 2, "output_size": 1}, batch_size,
-                               eval_batch_size, time_major, lambda y: y, seed)
+        return SequenceBatches(splits, objectives.Regression(memoryless=sequences.ADDING_BASELINE),
+                               {"input_size": 2, "output_size": 1}, batch_size, eval_batch_size, time_major,
+                               lambda y: y, seed, draw_train)
     permutation = torch.from_numpy(sequences.mnist_permutation()) if corpus == "pmnist" else None
 
     def pixels(x):  # (B, steps[, channels]) bytes -> (steps, B, channels) in [0, 1]
@@ -362,16 +396,19 @@ def _head(tensor, fraction):
 
 
 def build(corpus, batch_size, bptt=70, eval_batch_size=10, instance_length=500, fraction=1.0, train_fraction=1.0,
-          seed=0, test_batch_size=None, variable_bptt=False, length=None, examples=None, last_window_lr="actual"):
+          seed=0, test_batch_size=None, variable_bptt=False, length=None, examples=None, last_window_lr="actual",
+          copy_layout="arjovsky", redraw_train=False):
     """The batches object for `corpus` (a config's data section). `fraction` < 1 keeps the head of every
     split (for smoke runs); `train_fraction` < 1 then keeps the head of the training split alone, so
     that a short run sees a model overfit (the regime where regularisation shows) while validation and
-    test stay whole. `length` and `examples` are the copy and adding tasks' (`sequence_task`)."""
+    test stay whole. `length`, `examples`, `copy_layout` and `redraw_train` are the copy and adding
+    tasks' (`sequence_task`)."""
     for name, value in (("fraction", fraction), ("train_fraction", train_fraction)):
         if not 0.0 < value <= 1.0:
             raise ValueError(f"{name} must be in (0, 1], got {value}")
     if corpus in SEQUENCE_TASKS:
-        return sequence_task(corpus, batch_size, eval_batch_size, length, examples, fraction, train_fraction, seed)
+        return sequence_task(corpus, batch_size, eval_batch_size, length, examples, fraction, train_fraction, seed,
+                             copy_layout, redraw_train)
 
     def heads(splits):
         splits = {s: _head(t, fraction) for s, t in splits.items()}

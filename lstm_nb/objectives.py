@@ -79,36 +79,67 @@ class Classification:
     metrics = staticmethod(named)
 
 
+# A memory task counts as solved when its loss is below this fraction of the memoryless baseline.
+SOLVED_FRACTION = 0.1
+
+
 class CopyRecall:
-    """The copy task (Arjovsky et al. 2016): a class per step, the loss their mean cross-entropy over
-    all T + 20 steps (nats per step). `recall_loss` and `accuracy` read only the `recalled` last steps,
-    where the sequence's first symbols are to be written back: a model that remembers nothing scores
-    log 8 nats there, and 10·log 8 / (T + 20) over all steps (`lstm_nb.sequences.copy_baseline`)."""
+    """The copy task: a class per step. The loss is the mean cross-entropy over all T + 20 steps (nats
+    per step; Arjovsky et al. 2016), or with `recall_only` over the `recalled` last steps alone (the cued
+    layout's, r0mainK/ur-lstm's). `recall_loss` and `accuracy` read only those last steps, where the
+    sequence's first symbols are to be written back: a model that remembers nothing scores log 8 nats
+    there (`memoryless`), and `baseline_fraction` is `recall_loss` over it (0 solved, 1 nothing learnt)."""
 
-    def __init__(self, recalled=10):
-        self.recalled = recalled
+    def __init__(self, recalled=10, memoryless=None, recall_only=False):
+        self.recalled, self.memoryless, self.recall_only = recalled, memoryless, recall_only
 
-    loss = staticmethod(per_step_cross_entropy)
+    def loss(self, logits, target):
+        if self.recall_only:
+            return per_step_cross_entropy(logits[-self.recalled:], target[-self.recalled:])
+        return per_step_cross_entropy(logits, target)
 
     def statistics(self, logits, target):
         tail, wanted = logits[-self.recalled:], target[-self.recalled:]
         correct = _summed((tail.argmax(-1) == wanted).sum())
-        return {"loss": (_summed(per_step_cross_entropy(logits, target, "sum")), target.numel()),
-                "recall_loss": (_summed(per_step_cross_entropy(tail, wanted, "sum")), wanted.numel()),
-                "accuracy": (correct, wanted.numel())}
+        recall = (_summed(per_step_cross_entropy(tail, wanted, "sum")), wanted.numel())
+        everything = recall if self.recall_only else (_summed(per_step_cross_entropy(logits, target, "sum")),
+                                                      target.numel())
+        return {"loss": everything, "recall_loss": recall, "accuracy": (correct, wanted.numel())}
 
-    metrics = staticmethod(named)
+    def memoryless_answer(self, target):
+        """Logits of the best answer without memory: blank with certainty, then uniform over the data
+        symbols 1..8 on the recall steps (cross-entropy 0, then log 8)."""
+        logits = torch.full((*target.shape, 10), -1e4, dtype=torch.float32, device=target.device)
+        logits[:-self.recalled, :, 0] = 0.0
+        logits[-self.recalled:, :, 1:9] = 0.0
+        return logits
+
+    def metrics(self, prefix, means):
+        out = named(prefix, means)
+        if self.memoryless and "recall_loss" in means:
+            out[f"{prefix}_baseline_fraction"] = means["recall_loss"] / self.memoryless
+        return out
 
 
 class Regression:
     """One value per sequence (the adding problem): the loss is the mean squared error, also written
-    as `<split>_mse`."""
+    as `<split>_mse`; `baseline_fraction` is it over the `memoryless` answer's MSE when given."""
+
+    def __init__(self, memoryless=None):
+        self.memoryless = memoryless
 
     def loss(self, output, target):
         return F.mse_loss(output.squeeze(-1).float(), target)
+
+    def memoryless_answer(self, target):
+        """The best answer without memory for the adding problem: always 1, the mean of two U[0, 1] values."""
+        return torch.ones(len(target), 1, device=target.device)
 
     def statistics(self, output, target):
         return {"loss": (_summed(F.mse_loss(output.squeeze(-1).float(), target, reduction="sum")), target.numel())}
 
     def metrics(self, prefix, means):
-        return {f"{prefix}_loss": means["loss"], f"{prefix}_mse": means["loss"]}
+        out = {f"{prefix}_loss": means["loss"], f"{prefix}_mse": means["loss"]}
+        if self.memoryless:
+            out[f"{prefix}_baseline_fraction"] = means["loss"] / self.memoryless
+        return out

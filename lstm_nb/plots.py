@@ -40,11 +40,12 @@ def axis_label(metric):
 
 
 def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None, name=None, ylabels=None,
-                baselines=None, x="epoch"):
-    """One panel per metric (titled by the split, the y axis by its unit, or `ylabels[metric]`), one
-    line per row, whole epochs (or the frame's column `x`, e.g. "updates") on the x axis. A row trained over several seeds (runs `<row>-seed<N>`)
-    draws every seed faintly and their mean boldly. `baselines` ({metric: (value, label)}) draws a
-    dashed reference line in that panel. Saved as figures/<name>.png when `name` is given."""
+                baselines=None, x="epoch", log_y=False):
+    """One panel per metric (titled by the split, the y axis by its unit, or `ylabels[metric]`, on a log
+    scale with `log_y`), one line per row, whole epochs (or the frame's column `x`, e.g. "updates") on
+    the x axis. A row trained over several seeds (runs `<row>-seed<N>`) draws every seed faintly and
+    their mean boldly. `baselines` ({metric: (value, label), or a list of them}) draws dashed reference
+    lines in that panel. Saved as figures/<name>.png when `name` is given."""
     frame = frame.assign(row=[split_run_name(m)[0] for m in frame["model"]])
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -56,11 +57,13 @@ def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None,
             mean = rows.groupby(x)[metric].mean()
             ax.plot(mean.index, mean.values, color=color, markersize=5, label=f"{row} (mean of {seeds} seeds)"
                     if seeds > 1 else row, **style)
-        if metric in (baselines or {}):
-            value, label = baselines[metric]
-            ax.axhline(value, color="black", linestyle="--", linewidth=1.2, label=label)
+        lines = (baselines or {}).get(metric, [])
+        for (value, label), dashes in zip([lines] if isinstance(lines, tuple) else lines, ("--", ":", "-.")):
+            ax.axhline(value, color="black", linestyle=dashes, linewidth=1.2, label=label)
+        if log_y:
+            ax.set_yscale("log")
         ax.set_title(metric.rsplit("_", 1)[0].replace("_", " "))
-        ax.set_xlabel(x)
+        ax.set_xlabel({"updates": "updates (optimizer steps)"}.get(x, x))
         ax.set_ylabel((ylabels or {}).get(metric) or axis_label(metric))
         epochs = sorted(frame[x].unique())
         if len(epochs) <= 12:  # whole epochs (or the updates after each) only, also for a one-epoch run

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import claims, paths, presets
 from .extras import require
+from .objectives import SOLVED_FRACTION
 from .presets.seeds import split_run_name
 
 pd = require("pandas")
@@ -23,7 +24,8 @@ def summaries(pattern="*", run_root=None):
     `dynamic_eval_chosen.json` when dynamic evaluation was run, `mc_*` columns from
     `mc_dropout_chosen.json` when MC-dropout evaluation was; `before_finetune_*` from a fine-tuned
     run's summary (its best model before fine-tuning), `pointer_*` from `pointer.json` (the cache
-    pointer's latest evaluation of each split).
+    pointer's latest evaluation of each split). A memory task's rows (copy, adding) add
+    `test_baseline_fraction`, `solved`, `updates_to_solve` and `solved_in_training` (`memory_task_columns`).
     """
     rows = []
     for path in sorted(Path(run_root or paths.run_dir()).glob(f"{pattern}/*/metrics.json")):
@@ -46,6 +48,7 @@ def summaries(pattern="*", run_root=None):
                               if "switched_to_asgd_after_epoch" in summary else None),
             "switched_after_epoch": summary.get("switched_to_asgd_after_epoch"),
         }
+        row.update(memory_task_columns(path.parent, summary))
         chosen = path.parent / "dynamic_eval_chosen.json"
         if chosen.exists():
             dyn = json.loads(chosen.read_text())
@@ -66,6 +69,22 @@ def summaries(pattern="*", run_root=None):
                 row[f"pointer_{split}"] = result[f"pointer_{unit}"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def memory_task_columns(folder, summary):
+    """A memory task's run (its metrics hold `baseline_fraction`, the loss over the memoryless one):
+    `test_baseline_fraction`; `solved`, whether its test loss is below `objectives.SOLVED_FRACTION` of the baseline;
+    `updates_to_solve`, the updates after which its validation loss first was; `solved_in_training`,
+    whether that ever happened: a run that never got there counts its last update, a lower bound. {}
+    for any other run."""
+    if "test_baseline_fraction" not in summary:
+        return {}
+    history = [json.loads((folder / f"metrics_epoch_{e}.json").read_text())
+               for e in range(1, summary["epochs_trained"] + 1)]
+    first = next((m for m in history if m["validation_baseline_fraction"] <= SOLVED_FRACTION), None)
+    return {"test_baseline_fraction": summary["test_baseline_fraction"],
+            "solved": summary["test_baseline_fraction"] <= SOLVED_FRACTION,
+            "updates_to_solve": (first or history[-1])["updates"], "solved_in_training": first is not None}
 
 
 def _last_epoch(folder, summary):

@@ -5,7 +5,10 @@ CIFAR-10).
 
 Every function returns (inputs, targets) arrays, one row per sequence; `data.SequenceBatches` batches
 them for the loop. The synthetic sets are fixed: split k of seed s is always drawn from the generator
-seeded by (s, k), so a run, a resumed run and every variant see the same sequences.
+seeded by (s, k), so a run, a resumed run and every variant see the same sequences. With the data
+setting `redraw_train`, epoch e's training sequences come from the generator seeded by (s, k, e): a
+fresh set every epoch, as the tasks' online generators give (Arjovsky et al.; r0mainK/ur-lstm), and
+still the same for every variant and after a resume.
 """
 
 import math
@@ -19,6 +22,9 @@ from .corpora import corpus_path
 # Copy memory: symbol 0 is the blank, 1..8 the data symbols, 9 the delimiter (Arjovsky et al.'s
 # a8, a0..a7 and a9).
 COPY_SYMBOLS, COPY_DATA, COPY_RECALLED = 10, 8, 10
+# The copy task's two input layouts (`copy_memory`): Arjovsky et al.'s one delimiter, and the cued
+# recall of hippo-code and r0mainK/ur-lstm, whose loss reads the recall steps alone.
+COPY_LAYOUTS = ("arjovsky", "cued")
 ADDING_BASELINE = 1 / 6  # MSE of always answering 1, the mean of a sum of two U[0, 1] values
 # The one permutation of pixel positions for permuted MNIST, shared by every image of every split
 # and every run (HazyResearch/hippo-code notes this seed; the UR-LSTM paper does not give its own).
@@ -26,29 +32,39 @@ PERMUTATION_SEED = 92916
 SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
 
 
-def split_generator(seed, split):
-    return np.random.default_rng([seed, SPLIT_IDS[split]])
+def split_generator(seed, split, epoch=None):
+    """The generator of `split`'s sequences for `seed` (and, for redrawn training sets, `epoch`)."""
+    return np.random.default_rng([seed, SPLIT_IDS[split]] + ([] if epoch is None else [epoch]))
 
 
-def copy_memory(n, delay, rng):
-    """n copy sequences of length T + 20 (T = `delay`), as Arjovsky et al. define them: 10 symbols
-    drawn uniformly from 1..8, T − 1 blanks, the delimiter 9, 10 blanks. The target is T + 10 blanks,
-    then the 10 symbols: after the delimiter the model writes the sequence's start back."""
+def copy_memory(n, delay, rng, layout="arjovsky"):
+    """n copy sequences of length T + 20 (T = `delay`): 10 symbols drawn uniformly from 1..8, then
+    - "arjovsky" (Arjovsky et al. §4.1): T − 1 blanks, the delimiter 9, 10 blanks;
+    - "cued" (hippo-code, r0mainK/ur-lstm's CopyDataset): T blanks, then the cue 9 on each of the 10
+      recall steps.
+    The target is T + 10 blanks, then the 10 symbols: the model writes the sequence's start back."""
     if delay < 1:
         raise ValueError(f"the copy task's delay must be at least 1, got {delay}")
+    if layout not in COPY_LAYOUTS:
+        raise ValueError(f"unknown copy layout {layout!r}; use one of {', '.join(COPY_LAYOUTS)}")
     symbols = rng.integers(1, COPY_DATA + 1, size=(n, COPY_RECALLED), dtype=np.uint8)
     inputs = np.zeros((n, delay + 2 * COPY_RECALLED), dtype=np.uint8)
     inputs[:, :COPY_RECALLED] = symbols
-    inputs[:, COPY_RECALLED + delay - 1] = COPY_SYMBOLS - 1
+    if layout == "arjovsky":
+        inputs[:, COPY_RECALLED + delay - 1] = COPY_SYMBOLS - 1
+    else:
+        inputs[:, -COPY_RECALLED:] = COPY_SYMBOLS - 1
     targets = np.zeros_like(inputs)
     targets[:, -COPY_RECALLED:] = symbols
     return inputs, targets
 
 
-def copy_baseline(delay):
-    """Cross-entropy per step of the best memoryless answer, blank until the last 10 steps and then
-    uniform over the 8 data symbols: 10·log 8 / (T + 20) (log 8 per recalled symbol)."""
-    return COPY_RECALLED * math.log(COPY_DATA) / (delay + 2 * COPY_RECALLED)
+def copy_baseline(delay, layout="arjovsky"):
+    """The loss of the best memoryless answer: blank until the last 10 steps, then uniform over the 8
+    data symbols. Per step over all T + 20 steps in Arjovsky's layout, 10·log 8 / (T + 20); over the
+    recall steps alone in the cued one, log 8."""
+    recall = math.log(COPY_DATA)
+    return recall if layout == "cued" else COPY_RECALLED * recall / (delay + 2 * COPY_RECALLED)
 
 
 def adding_problem(n, length, rng):

@@ -144,8 +144,9 @@ SYNC_EVERY = 50
 
 def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None, max_length=None):
     """One pass over the training split; returns the mean training loss, weighted by the targets (the
-    task's loss alone, without AR/TAR), over every rank's targets under torchrun, where `model` is
-    the DistributedDataParallel wrapper. With variable BPTT each step's learning rate is scaled by the
+    task's loss alone, without AR/TAR), over every rank's targets under torchrun, and the number of
+    optimizer steps taken (under torchrun `model` is
+    the DistributedDataParallel wrapper). With variable BPTT each step's learning rate is scaled by the
     window's length / bptt (main.py; `data.lr_scale`); `max_length` caps the lengths (fine-tuning). The loss is summed on
     the device and checked every SYNC_EVERY steps and at the end: a non-finite loss is reported with
     the first batch where it appeared (the epoch's steps after it are discarded with the epoch)."""
@@ -176,7 +177,7 @@ def train_epoch(model, data, optimizer, cfg, epoch, device, desc=None, max_lengt
         if (step + 1) % SYNC_EVERY == 0:
             _check_finite(total, count, first_bad, bad_loss, epoch, step)
             bar.set_postfix(loss=f"{total.item() / count:.3f}", refresh=False)
-    return _check_finite(total, count, first_bad, bad_loss, epoch, step)
+    return _check_finite(total, count, first_bad, bad_loss, epoch, step), step + 1
 
 
 def _check_finite(total, count, first_bad, bad_loss, epoch, step):
@@ -255,7 +256,7 @@ def train(config, run_root=None):
 def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
     name = f"{cfg['experiment']}/{cfg['model_name']}"
     n_params = models.count_parameters(model)
-    progress = {"epoch": 0, "best_epoch": None, "best_validation_loss": math.inf, "stale": 0, "duration": 0.0,
+    progress = {"epoch": 0, "updates": 0, "best_epoch": None, "best_validation_loss": math.inf, "stale": 0, "duration": 0.0,
                 "stopped_early": False, "history": [], "config": runs.as_json(cfg),
                 "world_size": distributed.world_size(), **phases.initial_progress()}
     ckpt = distributed.on_main(lambda: runs.resume_state(cfg, folder, data, n_params, device))
@@ -288,8 +289,8 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         start = time.time()
         max_length = data.bptt + 10 if progress["phase"] == "finetune" and data.variable_bptt else None
         try:
-            train_loss = train_epoch(net, data, optimizer, cfg, epoch, device, desc=f"{name} epoch {epoch}",
-                                     max_length=max_length)
+            train_loss, steps = train_epoch(net, data, optimizer, cfg, epoch, device, desc=f"{name} epoch {epoch}",
+                                            max_length=max_length)
             with phases.averaged_weights(model, optimizer) as averaged:
                 valid = evaluation(model, data, "valid", device, cfg["precision"])
                 valid_loss = valid["loss"]
@@ -313,6 +314,8 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         if phases.after_validation(cfg, progress, epoch, valid_loss) == "switch":
             optimizer = phases.averaging_sgd(model, cfg["optimizer"])
         epoch_time = time.time() - start
+        if progress.get("updates") is not None:  # checkpoints written before updates were counted lack it
+            progress["updates"] += steps
         progress.update(epoch=epoch, duration=progress["duration"] + epoch_time,
                         stopped_early=progress["stopped_early"] or (
                             progress["phase"] == "train" and cfg["patience"] is not None
@@ -320,6 +323,7 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
         metrics = {
             "epoch": epoch,
             "training_epochs": epoch,
+            "updates": progress.get("updates"),  # optimizer steps since the start, all phases
             "best_epoch": progress["best_epoch"],
             "phase": epoch_phase,
             "averaged_weights": averaged,

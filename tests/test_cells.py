@@ -261,6 +261,48 @@ def test_on_lstm_master_gates_are_monotone_cumax():
     assert layer.weight_hh_l0.shape == (4 * 8 + 2 * 2, 8)
 
 
+def test_master_gate_lstm_equals_on_lstms_equations_with_a_sigmoid_in_place_of_cumax():
+    torch.manual_seed(0)
+    layer = build("master_gate_lstm")
+    assert layer.weight_hh_l0.shape == (6 * 4, 4)
+    x, h, c = torch.randn(1, 2, 5, **DOUBLE), torch.randn(1, 2, 4, **DOUBLE), torch.randn(1, 2, 4, **DOUBLE)
+    P = dict(layer.named_parameters())
+    z = x[0] @ P["weight_ih_l0"].t() + P["bias_ih_l0"] + h[0] @ P["weight_hh_l0"].t() + P["bias_hh_l0"]
+    z_i, z_f, z_g, z_o, z_mf, z_mi = z.chunk(6, -1)
+    master_f, master_i = torch.sigmoid(z_mf), 1 - torch.sigmoid(z_mi)
+    omega = master_f * master_i
+    f_hat = torch.sigmoid(z_f) * omega + master_f - omega
+    i_hat = torch.sigmoid(z_i) * omega + master_i - omega
+    c_new = f_hat * c[0] + i_hat * torch.tanh(z_g)
+    out, (_, c_n) = layer(x, (h, c))
+    torch.testing.assert_close(c_n[0], c_new, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out[0], torch.sigmoid(z_o) * torch.tanh(c_new), rtol=0, atol=1e-12)
+
+
+def test_ur_gru_equals_a_hand_computation_of_its_equations():
+    torch.manual_seed(0)
+    layer = build("ur_gru")
+    x, h = torch.randn(1, 2, 5, **DOUBLE), torch.randn(1, 2, 4, **DOUBLE)
+    P = dict(layer.named_parameters())
+    xw = x[0] @ P["weight_ih_l0"].t() + P["bias_ih_l0"] + P["bias_hh_l0"]
+    hw = h[0] @ P["weight_hh_l0"].t()
+    (x_r, x_f, x_u, x_s), (h_r, h_f, h_u, h_s) = xw.chunk(4, -1), hw.chunk(4, -1)
+    b_f = P["ur_bias_l0"]
+    f, r = torch.sigmoid(x_f + h_f + b_f), torch.sigmoid(x_r + h_r - b_f)
+    g = r * (1 - (1 - f) ** 2) + (1 - r) * f**2  # Gu et al.'s effective gate, as written in the paper
+    u = torch.tanh(x_u + torch.sigmoid(x_s + h_s) * h_u)
+    h_new = g * h[0] + (1 - g) * u
+    out, (h_n, c_n) = layer(x, (h, torch.randn_like(h)))  # a GRU reads no separate memory
+    torch.testing.assert_close(out[0], h_new, rtol=0, atol=1e-12)
+    torch.testing.assert_close(h_n[0], h_new, rtol=0, atol=1e-12)
+    torch.testing.assert_close(c_n, h_n, rtol=0, atol=0)
+    # UGI: the forget gates at rest are uniform on (1/d, 1 − 1/d), as the UR-LSTM's
+    wide = cells.build("ur_gru", 3, 4000)
+    rest = torch.sigmoid(wide.ur_bias_l0.detach())
+    assert 1 / 4000 <= rest.min() and rest.max() <= 1 - 1 / 4000
+    assert stats.kstest(rest.numpy(), stats.uniform(1 / 4000, 1 - 2 / 4000).cdf).pvalue > 0.01
+
+
 # --- recurrent dropout -----------------------------------------------------------------------------
 
 
@@ -513,6 +555,8 @@ def test_layernorm_equals_a_hand_computation_and_carries_the_raw_cell(carry_norm
     ("layernorm_lstm", {}), ("layernorm_lstm", {"carry_normalized_cell": True}), ("layernorm_gal_lstm", {}),
     ("layernorm_moon_lstm", {}), ("layernorm_semeniuta_lstm", {}),  # hand-written LayerNorm step
     ("on_lstm", {}), ("on_lstm", {"chunk_size": 1}),  # hand-written cumax step
+    ("master_gate_lstm", {}),  # separable
+    ("ur_gru", {}),  # the per-step autograd backward
 ])
 def test_fused_engine_matches_its_autograd_reference(name, options):
     torch.manual_seed(0)
@@ -528,7 +572,8 @@ def test_fused_engine_matches_its_autograd_reference(name, options):
         torch.manual_seed(1)
         out, (h, c) = layer(x, hx)
         loss = (out * weights).sum() + 3 * h.sum() - 2 * c.sum()
-        grads.append(torch.autograd.grad(loss, [x, *hx, *layer.parameters()]))
+        # (a GRU's c_0 reaches nothing: its gradient is zero)
+        grads.append(torch.autograd.grad(loss, [x, *hx, *layer.parameters()], allow_unused=True, materialize_grads=True))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 

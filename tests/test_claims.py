@@ -139,3 +139,26 @@ def test_a_missed_anchor_marks_every_claim_untrusted():
     runs = _simulated(3.0, 3, random.Random(5), sigma=0.1)
     assert claims.judge([CLAIM], runs, anchors=[anchor], anchor_values={"a": 115.0})[0]["trusted"]
     assert not claims.judge([CLAIM], runs, anchors=[anchor], anchor_values={"a": 130.0})[0]["trusted"]
+
+
+def test_the_gating_claims_compare_updates_to_solve_within_each_task():
+    """Declared before the run: each memory task's claims are one Holm family on `updates_to_solve`, over
+    rows the preset trains. A reference that never solves (counted at its last update) against a variant
+    that solves on every seed is reproduced, even after Holm's correction over the family."""
+    from lstm_nb import presets
+
+    declared, anchors = presets.claims("ur_lstm", "cpu")
+    assert {c.family for c in declared} == {"adding", "copy"} and not anchors
+    assert all(c.metric == "updates_to_solve" and c.direction == "lower" for c in declared)
+    for task in ("adding", "copy"):
+        trained = set(presets.get("ur_lstm", "cpu")[task]["variants"])
+        mine = [c for c in declared if c.family == task]
+        assert len(mine) == 5 and all({c.reference, c.variant} <= trained for c in mine)
+    budget = 2400
+    solves = {"lstm": [budget] * 3, "ur_lstm": [400, 600, 500], "r_lstm": [800, 700, 900], "u_lstm": [budget, 2200, budget],
+              "chrono_lstm": [600, 400, 700], "master_gate_lstm": [budget] * 3}
+    runs = [{"experiment": "ur_lstm-adding-cpu", "row": row, "seed": seed, "updates_to_solve": value}
+            for row, values in solves.items() for seed, value in zip((1, 2, 3), values)]
+    table = {r["claim"]: r["outcome"] for r in claims.judge([c for c in declared if c.family == "adding"], runs)}
+    assert table["adding_ur_lstm"] == table["adding_refine"] == table["adding_refine_vs_master"] == claims.REPRODUCED
+    assert table["adding_ugi"] == table["adding_chrono"] == claims.INCONCLUSIVE

@@ -1,7 +1,10 @@
 """The `paper` presets are the official configurations, value by value (deepmind/lamb's tuned PTB
 24M trials), and every preset builds a model of the size it claims."""
 
+import json
+
 import pytest
+import torch
 
 from lstm_nb import models, presets
 from lstm_nb.config import make_config
@@ -194,22 +197,24 @@ def test_dropout_inference_timings_use_the_seeds_sizes_and_length(preset):
 
 
 def test_gating_paper_preset_is_the_reimplementations_configs_and_variants_differ_in_their_cell_alone():
-    from lstm_nb.presets import ur_lstm
+    from lstm_nb.presets.seeds import run_name
 
     paper = presets.training_configs("ur_lstm", "paper")
-    copy, adding = paper["ur_lstm-copy-paper"]["ur_lstm-s1"], paper["ur_lstm-adding-paper"]["ur_lstm-s1"]
+    copy, adding = paper["ur_lstm-copy-paper"]["ur_lstm-seed1"], paper["ur_lstm-adding-paper"]["ur_lstm-seed1"]
     assert (copy["data"]["length"], copy["model"]["hidden_size"], copy["data"]["batch_size"]) == (480, 256, 10)
+    assert copy["data"]["copy_layout"] == "cued"  # the reimplementation's CopyDataset
     assert copy["epochs"] * copy["data"]["examples"][0] // copy["data"]["batch_size"] == 10_000  # steps
     assert (adding["data"]["length"], adding["model"]["hidden_size"], adding["data"]["batch_size"]) == (2000, 256, 10)
     assert adding["epochs"] * adding["data"]["examples"][0] // adding["data"]["batch_size"] == 100_000
     for task in ("mnist", "pmnist", "cifar-10"):
-        image = paper[f"ur_lstm-{task}-paper"]["lstm-s1"]
+        image = paper[f"ur_lstm-{task}-paper"]["lstm-seed1"]
         assert (image["model"]["hidden_size"], image["data"]["batch_size"], image["epochs"]) == (1024, 50, 150)
-    for preset in ("smoke", "cpu", "paper"):
+    for preset in presets.names("ur_lstm"):
         for experiment, runs in presets.training_configs("ur_lstm", preset).items():
             for cfg in runs.values():
-                assert cfg["optimizer"] == {"name": "AdamW", "lr": cfg["optimizer"]["lr"]} and cfg["clip"] == 1.0
-                reference = runs[ur_lstm.run_name("lstm", cfg["seed"])]
+                assert cfg["optimizer"] == {"name": "AdamW", "lr": cfg["optimizer"]["lr"], "weight_decay": 0.0}
+                assert cfg["clip"] == 1.0
+                reference = runs[run_name("lstm", cfg["seed"])]
                 differs = {k for k in cfg if cfg[k] != reference[k]} - {"model_name"}
                 assert differs <= {"model"}, (experiment, cfg["model_name"], differs)
                 assert {k: v for k, v in cfg["model"].items() if k not in ("cell", "cell_options")} == \
@@ -218,6 +223,31 @@ def test_gating_paper_preset_is_the_reimplementations_configs_and_variants_diffe
                     steps = {"copy": cfg["data"].get("length", 0) + 20, "adding": cfg["data"].get("length")}
                     assert cfg["model"]["cell_options"]["t_max"] == steps.get(cfg["data"]["corpus"],
                                                                                1024 if cfg["data"]["corpus"] == "cifar-10" else 784)
+
+
+def test_the_gating_optimiser_leaves_every_gate_bias_undecayed():
+    """The gating presets' AdamW states weight decay 0: one step with zero gradients leaves UGI's, chrono's
+    and every other bias where it was. torch's default (0.01, what the reimplementation gets) moves them."""
+    from lstm_nb import train
+
+    def biases_after_one_step(spec, cell, options):
+        torch.manual_seed(0)
+        model = models.build_sequence_model(input_size=2, output_size=1, hidden_size=8, cell=cell, cell_options=options)
+        optimizer = train.make_optimizer(model, spec)
+        before = {n: p.detach().clone() for n, p in model.named_parameters() if "bias" in n}
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        return {n: (before[n], p.detach()) for n, p in model.named_parameters() if n in before}
+
+    for preset in presets.names("ur_lstm"):
+        for runs in presets.training_configs("ur_lstm", preset).values():
+            cells_ = {(cfg["model"]["cell"], json.dumps(cfg["model"].get("cell_options"))): cfg for cfg in runs.values()}
+            for (cell, options), cfg in cells_.items():
+                for name, (before, after) in biases_after_one_step(cfg["optimizer"], cell, json.loads(options)).items():
+                    assert torch.equal(before, after), (preset, cell, name)
+    moved = biases_after_one_step({"name": "AdamW", "lr": 1e-3}, "u_lstm", None)
+    assert not torch.equal(*moved["rnn.bias_ih_l0"])
 
 
 def test_the_cpu_preset_trains_both_word_models_with_one_short_run_recipe():

@@ -33,6 +33,57 @@ def test_copy_sequences_have_arjovskys_layout():
     assert len(np.unique(head)) == 8  # every data symbol is drawn
 
 
+def test_cued_copy_sequences_put_the_cue_on_every_recall_step_and_score_only_those_steps():
+    """hippo-code's and r0mainK/ur-lstm's layout (CopyDataset: ids[-10:] = 9, the loss on output[-10:])."""
+    delay = 7
+    inputs, targets = sequences.copy_memory(50, delay, np.random.default_rng(0), layout="cued")
+    arjovsky, same_targets = sequences.copy_memory(50, delay, np.random.default_rng(0))
+    assert inputs.shape == (50, delay + 20)
+    assert (inputs[:, :10] == arjovsky[:, :10]).all() and (targets == same_targets).all()  # the same symbols
+    assert (inputs[:, 10:10 + delay] == 0).all()  # T blanks, no delimiter
+    assert (inputs[:, -10:] == 9).all()  # the cue on each recall step
+    objective = data.build("copy", 8, eval_batch_size=8, length=delay, examples=[8, 8, 8], copy_layout="cued").objective
+    torch.manual_seed(0)
+    logits, wanted = torch.randn(delay + 20, 3, 10), torch.as_tensor(targets[:3].T).long()
+    recall = F.cross_entropy(logits[-10:].reshape(-1, 10), wanted[-10:].reshape(-1))
+    assert objective.loss(logits, wanted).item() == pytest.approx(recall.item(), rel=1e-6)
+    changed = logits.clone()
+    changed[:-10] = torch.randn(delay + 10, 3, 10)  # the steps before the recall do not count
+    assert objective.loss(changed, wanted).item() == pytest.approx(recall.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="unknown copy layout"):
+        sequences.copy_memory(2, delay, np.random.default_rng(0), layout="hippo")
+
+
+@pytest.mark.parametrize("corpus, layout", [("copy", "arjovsky"), ("copy", "cued"), ("adding", "arjovsky")])
+def test_the_memoryless_baseline_measured_by_the_objective_equals_its_formula(corpus, layout):
+    batches = data.build(corpus, 16, eval_batch_size=500, length=40, examples=[16, 16, 20_000], copy_layout=layout)
+    measured = data.memoryless_baseline(batches)
+    if corpus == "copy":
+        assert measured["test_loss"] == pytest.approx(sequences.copy_baseline(40, layout), rel=1e-5)
+        assert measured["test_baseline_fraction"] == pytest.approx(1.0, rel=1e-5)
+    else:  # 1/6 on average: here within sampling error
+        assert measured["test_mse"] == pytest.approx(sequences.ADDING_BASELINE, rel=0.03)
+
+
+def test_a_redrawn_training_set_is_new_each_epoch_the_same_on_every_call_and_leaves_evaluation_fixed():
+    def build(seed=3):
+        return data.build("adding", 4, eval_batch_size=4, length=10, examples=[8, 8, 8], seed=seed, redraw_train=True)
+
+    def epoch(batches, e):
+        return torch.cat([x for x, _ in batches.batches("train", e)], 1)
+
+    a, b = build(), build()
+    assert torch.equal(epoch(a, 1), epoch(b, 1)) and torch.equal(epoch(a, 2), epoch(b, 2))
+    assert not torch.equal(epoch(a, 1).sort(1).values, epoch(a, 2).sort(1).values)  # other sequences, not a shuffle
+    assert not torch.equal(epoch(a, 1), epoch(build(4), 1))
+    assert torch.equal(a.examples["valid"][0], build().examples["valid"][0])
+    assert a.num_batches("train") == 2
+    with pytest.raises(ConfigError, match="data.redraw_train"):
+        make_config({"data": {"corpus": "ptb", "redraw_train": True}})
+    with pytest.raises(ConfigError, match="data.copy_layout"):
+        make_config({"data": {"corpus": "adding", "length": 5, "copy_layout": "cued"}})
+
+
 def test_the_memoryless_answer_scores_the_stated_baseline():
     """Blank with certainty until the recall, then uniform over the 8 data symbols: the best answer
     that ignores the input, scored by the task's own objective on a generated batch."""
@@ -258,6 +309,43 @@ def test_a_classification_run_killed_mid_epoch_resumes_to_identical_metrics(tmp_
     a, b = (json.loads((f / "metrics.json").read_text()) for f in (expected, folder))
     assert (a["test_loss"], a["test_accuracy"]) == (b["test_loss"], b["test_accuracy"])
     assert 0 <= a["test_accuracy"] <= 1 and a["best_validation_accuracy"] is not None
+
+
+def tiny_adding(epochs=3, sequences_per_epoch=40):
+    return {"experiment": "tiny_adding", "model_name": "ur-seed1", "epochs": epochs, "clip": 1.0,
+            "data": {"corpus": "adding", "length": 12, "batch_size": 8, "eval_batch_size": 32,
+                     "examples": [sequences_per_epoch, 32, 32], "redraw_train": True},
+            "model": {"cell": "ur_lstm", "hidden_size": 6}, "optimizer": {"name": "AdamW", "lr": 3e-3, "weight_decay": 0.0}}
+
+
+def test_a_redrawn_adding_run_killed_mid_epoch_resumes_to_identical_metrics(tmp_path):
+    from conftest import Training
+
+    training = Training(tmp_path, tiny_adding(sequences_per_epoch=1600))
+    training.run("straight")
+    training.kill_after("killed", "checkpoint_epoch_1.pt", delay=0.1)  # killed in epoch 2
+    folder = training.folder("killed")
+    assert not (folder / "metrics_epoch_3.json").exists()
+    training.run("killed")
+    expected = training.folder("straight")
+    for epoch in (1, 2, 3):
+        a, b = (json.loads((f / f"metrics_epoch_{epoch}.json").read_text()) for f in (expected, folder))
+        keys = ("training_loss", "validation_mse", "validation_baseline_fraction", "updates")
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}, f"epoch {epoch}"
+        assert a["updates"] == 200 * epoch  # 1,600 sequences in batches of 8, every epoch
+
+
+def test_a_memory_run_reports_its_updates_to_solve(home, monkeypatch):
+    from lstm_nb import results
+
+    train.train(tiny_adding(epochs=2))
+    row = results.seeded_runs("tiny_adding")[0]
+    assert (row["row"], row["seed"]) == ("ur", 1)
+    assert row["updates_to_solve"] == 10 and row["solved_in_training"] is False  # a tiny model never solves it
+    assert row["solved"] is False
+    monkeypatch.setattr(results, "SOLVED_FRACTION", 100.0)  # now every epoch counts as solved
+    row = results.seeded_runs("tiny_adding")[0]
+    assert row["updates_to_solve"] == 5 and row["solved_in_training"] and row["solved"]
 
 
 def test_a_sequence_run_reports_its_task_metrics(home):

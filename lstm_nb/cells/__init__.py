@@ -10,7 +10,7 @@
 from torch import nn
 
 from .dropout import GalLSTM, MoonLSTM, SemeniutaLSTM, WeightDropLSTM, ZoneoutLSTM
-from .gating import ONLSTM, RLSTM, ULSTM, URLSTM, ChronoLSTM, ForgetBiasLSTM
+from .gating import ONLSTM, RLSTM, ULSTM, URGRU, URLSTM, ChronoLSTM, ForgetBiasLSTM, MasterGateLSTM
 from .layernorm import LayerNormGalLSTM, LayerNormLSTM, LayerNormMoonLSTM, LayerNormSemeniutaLSTM
 from .lstm import LSTM
 from .mogrifier import MogrifierLSTM, SharedMogrifierLSTM
@@ -30,6 +30,8 @@ _REGISTRY = {
     "r_lstm": RLSTM,
     "ur_lstm": URLSTM,
     "on_lstm": ONLSTM,
+    "master_gate_lstm": MasterGateLSTM,
+    "ur_gru": URGRU,
     # recurrent dropout
     "gal_lstm": GalLSTM,
     "moon_lstm": MoonLSTM,

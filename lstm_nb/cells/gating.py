@@ -3,7 +3,8 @@
 
 Ablation names (first letter: the main gate's initialisation/activation; second: the auxiliary gate):
   lstm "––", forget_bias_lstm "––" with b_f = 1, chrono_lstm "C–", u_lstm "U–", r_lstm "–R",
-  ur_lstm "UR", on_lstm "OM" (cumax activation with master gates, as ON-LSTM).
+  ur_lstm "UR", on_lstm "OM" (cumax activation with master gates, as ON-LSTM), master_gate_lstm "–M"
+  (the master gates with a plain sigmoid); and ur_gru, the GRU with UGI and the refine gate.
 """
 
 import torch
@@ -126,6 +127,15 @@ class RLSTM(URLSTM):
         super().__init__(*args, ugi=False, **kwargs)
 
 
+def master_gated_memory(i, f, g, master_f, master_i, c):
+    """ON-LSTM's memory update with master gates f̃ (forget) and ĩ (input) over the gates i, f and the
+    candidate g:  ω = f̃ ⊙ ĩ;  f̂ = f ⊙ ω + (f̃ − ω);  î = i ⊙ ω + (ĩ − ω);  c_t = f̂ ⊙ c_{t-1} + î ⊙ g."""
+    omega = master_f * master_i
+    f_hat = f * omega + (master_f - omega)
+    i_hat = i * omega + (master_i - omega)
+    return f_hat * c + i_hat * g
+
+
 def cumax(z):
     """cumsum(softmax(z)): a monotone gate rising from ~0 to 1 along the feature dimension."""
     return torch.cumsum(F.softmax(z, dim=-1), dim=-1)
@@ -162,10 +172,7 @@ class ONLSTM(PointwiseLayers):
         i, f, g, o = z[..., :4 * H].chunk(4, -1)
         master_f = cumax(z[..., 4 * H:4 * H + n]).repeat_interleave(self.chunk_size, -1)
         master_i = (1 - cumax(z[..., 4 * H + n:])).repeat_interleave(self.chunk_size, -1)
-        omega = master_f * master_i
-        f_hat = torch.sigmoid(f) * omega + (master_f - omega)
-        i_hat = torch.sigmoid(i) * omega + (master_i - omega)
-        c = f_hat * c + i_hat * torch.tanh(g)
+        c = master_gated_memory(torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), master_f, master_i, c)
         return torch.sigmoid(o) * torch.tanh(c), c
 
     # The fused engine runs the same step with a hand-written backward (cumax mixes units, so the
@@ -225,3 +232,54 @@ class ONLSTM(PointwiseLayers):
         d_s = d_cumaxes @ cumax_t
         dz[:, 4 * H:] = torch.ops.aten._softmax_backward_data(d_s, s, -1, s.dtype).flatten(1)
         return dz, dc * f_hat, ()
+
+
+class MasterGateLSTM(PointwiseLayers):
+    """The "–M" ablation of Gu et al.: ON-LSTM's master gates with a plain sigmoid in place of cumax,
+    one per unit (no ordering of the units):
+
+        f̃ = σ(z_f̃)        ĩ = 1 − σ(z_ĩ)                (master gates)
+        ω = f̃ ⊙ ĩ;  f̂ = f ⊙ ω + (f̃ − ω);  î = i ⊙ ω + (ĩ − ω)
+        c_t = f̂ ⊙ c_{t-1} + î ⊙ tanh(z_g);  h_t = σ(z_o) ⊙ tanh(c_t)
+
+    Its 6H pre-activation rows are [i, f, g, o, f̃, ĩ]: ON-LSTM's layout with chunk_size 1.
+    """
+
+    separable = True  # every gate of unit j is a sigmoid of its own row: unit j only reaches unit j
+
+    def gate_rows(self):
+        return 6 * self.hidden_size
+
+    def step(self, xw, hw, h, c):
+        i, f, g, o, master_f, master_i = (xw + hw).chunk(6, -1)
+        c = master_gated_memory(torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(master_f),
+                                1 - torch.sigmoid(master_i), c)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class URGRU(URLSTM):
+    """UR-GRU: the GRU whose update gate is the UR-LSTM's forget gate, refined and UGI-initialised.
+
+        f_t = σ(z_f + b_f)        r_t = σ(z_r − b_f)        (b_f from UGI, one trainable vector)
+        g_t = r_t (1 − (1 − f_t)²) + (1 − r_t) f_t²        (the effective forget gate)
+        s_t = σ(z_s)                                        (the GRU's reset gate)
+        u_t = tanh(x_t W_uᵀ + b_u + s_t ⊙ (h_{t-1} U_uᵀ))   (the reset after the product, as nn.GRU)
+        h_t = g_t ⊙ h_{t-1} + (1 − g_t) ⊙ u_t
+
+    Gu et al. apply the two changes to any recurrence h_t = f_t ⊙ h_{t-1} + (1 − f_t) ⊙ u_t; their
+    UR-GRU's own code is in no source we have, so where the reset gate sits is nn.GRU's choice, and
+    b_u (b_ih + b_hh of the u rows) stays outside the reset, as `input_projection` adds both biases
+    to every row. The rows are [r, f, u, s]: the UR-LSTM's layout with the reset gate in the output
+    gate's place. A GRU has no separate memory: the state pair is (h, h), nn.LSTM's convention.
+    """
+
+    separable = False  # the reset gate multiplies h U_uᵀ alone, not the sum xw + hw
+
+    def step(self, xw, hw, h, c):
+        H = self.hidden_size
+        r, f = torch.sigmoid(xw[..., :2 * H] + hw[..., :2 * H]).chunk(2, -1)  # r, f rows hold −b_f, +b_f
+        g = f * torch.addcmul(f, r, 1 - f, value=2)  # r (1 − (1 − f)²) + (1 − r) f², as in URLSTM.step
+        reset = torch.sigmoid(xw[..., 3 * H:] + hw[..., 3 * H:])
+        u = torch.tanh(torch.addcmul(xw[..., 2 * H:3 * H], reset, hw[..., 2 * H:3 * H]))
+        h = torch.lerp(u, h, g)  # g ⊙ h + (1 − g) ⊙ u
+        return h, h
