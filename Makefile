@@ -6,7 +6,7 @@ PRESET ?= smoke
 # A package index to install torch from first, e.g. PyTorch's CPU-only one (README, "Which torch you get").
 TORCH_INDEX ?=
 
-.PHONY: run test lint
+.PHONY: run test lint wheel
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,3 +23,8 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# A wheel of the package, for Colab (upload it to Google Drive's MyDrive/lstm_nb/ folder: README, Colab).
+DIST ?= dist
+wheel:
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w $(DIST) .

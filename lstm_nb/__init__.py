@@ -8,11 +8,9 @@ bookkeeping: checked, resumed, repaired), `checkpoints` (a run folder's files an
 `presets` (the notebooks' smoke / cpu / paper settings and their claims), `claims` (the one rule that
 judges a claim over seeds), `results` (finished runs and claims read from run/), `workers` (independent
 runs in parallel processes), `gemm` (the matrix-product backend), `budget` (projected time and GPU
-cost), `gpu_check` (what a lent GPU runs), `bench` (speed), `run` (papermill).
+cost), `gpu_check` (what a lent GPU runs), `bench` (speed), `run` (papermill), `colab` (the notebooks' Colab
+install cell).
 """
 
 __version__ = "0.1.0"
 
-# pip's address of this repository: the Colab install cell of every notebook holds this same string
-# (a test checks it). Change it here and in the notebooks when the repository moves.
-INSTALL = "lstm_nb[notebooks] @ git+https://github.com/lstm-nb/lstm_nb"

@@ -193,9 +193,47 @@ def preset_gpu_hours(notebook, preset):
     return hours, sum(hours.values())
 
 
+# ---- what a preset's run folders hold on disk (Google Drive in Colab) ----------------------------------
+
+# Model inputs by corpus, without loading it: a language model's vocabulary (100: the character corpora,
+# an upper bound), a sequence task's input and output sizes.
+VOCABULARY = {"ptb": 10_000, "wikitext-2": 33_278}
+SEQUENCE_INPUTS = {"copy": (10, 10, True, True), "adding": (2, 1, False, False), "mnist": (1, 10, False, False),
+                   "pmnist": (1, 10, False, False), "cifar-10": (3, 10, False, False)}
+# Copies of the weights an epoch checkpoint holds beside the model, by optimizer: Adam's two moments;
+# ASGD (NT-ASGD, fine-tuning) its average, and the averaged weights it was validated with.
+OPTIMIZER_COPIES = {"Adam": 2, "AdamW": 2, "ASGD": 2, "SGD": 0}
+
+
+def run_disk_bytes(cfg):
+    """The most bytes one finished run of `cfg` holds: best.pt, and `keep_last` epoch checkpoints plus
+    the best epoch's, each the float32 weights and the optimizer's copies of them."""
+    from . import models
+
+    cfg = make_config(cfg)
+    corpus = cfg["data"]["corpus"]
+    with torch.device("meta"):  # parameter shapes only: no memory, no time
+        if corpus in SEQUENCE_INPUTS:
+            size_in, size_out, per_step, one_hot = SEQUENCE_INPUTS[corpus]
+            model = models.build_sequence_model(size_in, size_out, per_step, one_hot, **cfg["model"])
+        else:
+            model = models.build(VOCABULARY.get(corpus, 100), **cfg["model"])
+    weights = 4 * models.count_parameters(model)
+    name = "ASGD" if cfg["nt_asgd"] or cfg["finetune"] else cfg["optimizer"]["name"]
+    return weights * (1 + (cfg["keep_last"] + 1) * (1 + OPTIMIZER_COPIES.get(name, 2)))
+
+
+def preset_disk_gb(notebook, preset):
+    """The most disk (GB) every run of `notebook`'s `preset` holds once finished, all together."""
+    from . import presets
+
+    return sum(run_disk_bytes(cfg) for configs in presets.training_configs(notebook, preset).values()
+               for cfg in configs.values()) / 1e9
+
+
 def main(argv=None):
-    """python -m lstm_nb.budget [NOTEBOOK PRESET ...]: the estimated GPU-hours of each (default: every
-    notebook's paper presets)."""
+    """python -m lstm_nb.budget [NOTEBOOK:PRESET ...]: the estimated GPU-hours of each (default: every
+    notebook's paper presets) and the disk its finished runs hold (`preset_disk_gb`)."""
     import argparse
 
     from . import presets
@@ -206,11 +244,11 @@ def main(argv=None):
     pairs = [p.split(":", 1) for p in args.pairs] or [(n, p) for n in sorted(presets.PRESETS)
                                                       for p in presets.names(n) if p.startswith("paper")]
     print(f"launch {LAUNCH_SECONDS * 1e6:.1f} µs per op, {SUSTAINED_FLOPS / 1e12:.0f} TFLOP/s sustained float32")
-    print("| notebook | preset | runs | GPU-hours (one GPU) |\n|---|---|---|---|")
+    print("| notebook | preset | runs | GPU-hours (one GPU) | disk, finished (GB) |\n|---|---|---|---|---|")
     for notebook, preset in pairs:
         _, total = preset_gpu_hours(notebook, preset)
         runs = sum(len(c) for c in presets.training_configs(notebook, preset).values())
-        print(f"| {notebook} | {preset} | {runs} | {total:,.0f} |", flush=True)
+        print(f"| {notebook} | {preset} | {runs} | {total:,.0f} | {preset_disk_gb(notebook, preset):,.1f} |", flush=True)
 
 
 if __name__ == "__main__":

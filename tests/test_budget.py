@@ -44,3 +44,13 @@ def test_paper_lite_fits_a_day_and_paper_does_not():
 def test_the_command_prints_a_table(notebook, capsys):
     budget.main([f"{notebook}:paper"])
     assert f"| {notebook} | paper |" in capsys.readouterr().out
+
+
+def test_disk_counts_best_pt_and_each_kept_checkpoint_with_its_optimizer_copies():
+    cfg = {"data": {"corpus": "adding", "length": 10}, "model": {"cell": "lstm", "hidden_size": 8},
+           "optimizer": {"name": "AdamW", "lr": 1e-3}, "keep_last": 2}
+    weights = 4 * (4 * 8 * (2 + 8) + 2 * 4 * 8 + 8 + 1)  # the LSTM layer and the linear head, float32
+    assert budget.run_disk_bytes(cfg) == weights * (1 + 3 * (1 + 2))  # best.pt, then 2 + the best epoch's
+    assert budget.run_disk_bytes({**cfg, "optimizer": {"name": "SGD", "lr": 1.0}}) == weights * (1 + 3)
+    paper = presets.training_configs("awd_lstm", "paper")
+    assert all(c["keep_last"] == presets.PAPER_KEEP_LAST for runs in paper.values() for c in runs.values())

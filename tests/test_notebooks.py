@@ -11,8 +11,7 @@ import papermill
 import pytest
 from conftest import REPO
 
-import lstm_nb
-from lstm_nb import presets
+from lstm_nb import colab, presets
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
@@ -56,11 +55,48 @@ def test_default_preset_is_the_cheap_one(notebook):
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_colab_install_cell_uses_the_one_install_constant(notebook):
+def test_the_colab_cell_is_the_packages_one_cell(notebook):
     nb = json.loads(notebook.read_text())
-    install = next("".join(c["source"]) for c in nb["cells"] if "google.colab" in "".join(c["source"]))
-    assert f"LSTM_NB_INSTALL = {lstm_nb.INSTALL!r}".replace("'", '"') in install
-    assert "LSTM_NB_HOME" in install and "raise RuntimeError" in install  # Drive for run/; a failing install says so
+    install = [c for c in nb["cells"] if "google.colab" in "".join(c["source"])]
+    assert len(install) == 1 and "".join(install[0]["source"]) == colab.CELL, \
+        f"{notebook.name}: its Colab cell is not lstm_nb.colab.CELL; copy that text into it"
+
+
+def test_the_colab_cell_installs_from_drive_then_uploads_then_the_address(tmp_path, monkeypatch):
+    """Outside Colab the cell only defines its helper (nothing is installed, no folder is made); the
+    helper picks the first source a user can provide, and says what to do when there is none."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("LSTM_NB_HOME", raising=False)
+    namespace = {}
+    exec(colab.CELL, namespace)  # noqa: S102 — the cell's own text, as Colab runs it
+    source = namespace["lstm_nb_source"]
+    assert "LSTM_NB_HOME" not in os.environ
+    drive, uploads = tmp_path / "drive", tmp_path / "content"
+    drive.mkdir()
+    uploads.mkdir()
+    with pytest.raises(RuntimeError, match=r"make wheel.*MyDrive/lstm_nb.*LSTM_NB_INSTALL"):
+        source(str(drive), str(uploads), "")
+    assert source(str(drive), str(uploads), "lstm_nb @ git+https://example.org/fork") == "lstm_nb @ git+https://example.org/fork"
+    (uploads / "lstm_nb-0.1.0-py3-none-any.whl").write_text("")
+    assert source(str(drive), str(uploads), "address") == f"{uploads}/lstm_nb-0.1.0-py3-none-any.whl[notebooks]"
+    older, newer = drive / "lstm_nb-0.1.0-py3-none-any.whl", drive / "lstm_nb-0.2.0-py3-none-any.whl"
+    older.write_text("")
+    newer.write_text("")
+    os.utime(older, (1, 1))
+    assert source(str(drive), str(uploads), "address") == f"{newer}[notebooks]"
+
+
+def test_make_wheel_builds_an_installable_wheel_with_the_notebooks_extra(tmp_path):
+    built = subprocess.run(["make", "-s", "wheel", f"DIST={tmp_path}", f"PY={sys.executable}"], cwd=REPO,
+                           capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next(tmp_path.glob("lstm_nb-*.whl"))
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "lstm_nb/colab.py" in names and "lstm_nb/cells/gating.py" in names
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "Provides-Extra: notebooks" in metadata
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)

@@ -16,6 +16,9 @@ from . import awd_lstm, dropout_layernorm, mogrifier, ur_lstm
 _NOTEBOOKS = {"mogrifier": mogrifier, "dropout_layernorm": dropout_layernorm, "awd_lstm": awd_lstm,
               "ur_lstm": ur_lstm}
 PRESETS = {notebook: module.PRESETS for notebook, module in _NOTEBOOKS.items()}
+# Epoch checkpoints a run of a `paper` preset keeps (with the best epoch's): one, to spare Google Drive
+# in Colab (a resume needs only the newest); every other preset keeps the default, `config.DEFAULTS`.
+PAPER_KEEP_LAST = 1
 
 
 def training_configs(notebook, preset, epochs=None, device="auto", workers=None, **parameters):
@@ -28,6 +31,8 @@ def training_configs(notebook, preset, epochs=None, device="auto", workers=None,
     for experiment, models in sections.items():
         for name, cfg in models.items():
             cfg.update(experiment=experiment, model_name=name, device=device)
+            if preset.startswith("paper"):
+                cfg.setdefault("keep_last", PAPER_KEEP_LAST)
             if epochs is not None:
                 cfg["epochs"] = epochs
     return sections
