@@ -6,14 +6,22 @@ PRESET ?= smoke
 # A package index to install torch from first, e.g. PyTorch's CPU-only one (README, "Which torch you get").
 TORCH_INDEX ?=
 
-.PHONY: run test lint wheel
+.PHONY: run test lint wheel strip-outputs-on-commit
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(if $(TORCH_INDEX),$(PY) -m pip install -q --index-url $(TORCH_INDEX) "$$(grep '^torch==' requirements.txt)")
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
+	$(MAKE) -s strip-outputs-on-commit
 	touch $@
+
+# Notebooks are committed without outputs, however JupyterLab saved them: git's clean filter
+# (.gitattributes) runs nbstripout on every notebook it stages. Nothing to do outside a git checkout.
+strip-outputs-on-commit:
+	-git rev-parse --git-dir >/dev/null 2>&1 && \
+		git config filter.nbstripout.clean "$(abspath $(PY)) -m nbstripout --keep-id" && \
+		git config filter.nbstripout.smudge cat && git config filter.nbstripout.required true
 
 run: $(VENV)/.installed
 	$(PY) -m lstm_nb.run notebooks/*.ipynb --preset $(PRESET)
