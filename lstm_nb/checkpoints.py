@@ -150,6 +150,21 @@ def remove_stale_temporaries(folder):
     return removed
 
 
+def writer_of(folder):
+    """Who holds `folder`'s lock (its holder file's text), or None when no process does. Writes nothing."""
+    path = Path(folder) / LOCK_FILE
+    if not path.exists():
+        return None
+    lock = filelock.FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        holder = Path(folder) / HOLDER_FILE
+        return holder.read_text().strip() if holder.exists() else "another process"
+    lock.release()
+    return None
+
+
 @contextlib.contextmanager
 def locked(folder):
     """Hold the run folder's exclusive lock; raise RunLockedError at once if another process has it."""

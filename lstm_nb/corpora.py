@@ -11,6 +11,7 @@ CIFAR-10 and WikiText-103 stay in their official archives, which are read in pla
 `lstm_nb.data`): their pins are the archives' own.
 """
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -158,8 +159,20 @@ def _fetch(url, destination):
 
 
 def _download(spec, target):
-    """Fetch the corpus into `target` (a folder under data/); raise CorpusError when offline."""
+    """Fetch the corpus into `target` (a folder under data/); raise CorpusError when offline, leaving no
+    empty data/ folder behind."""
+    created = not target.parent.exists()
     target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _download_into(spec, target)
+    except CorpusError:
+        if created:
+            with contextlib.suppress(OSError):  # only when empty: another corpus may have arrived meanwhile
+                target.parent.rmdir()
+        raise
+
+
+def _download_into(spec, target):
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         tmp = Path(tmp)
         per_file = spec.url.endswith("/")

@@ -4,7 +4,10 @@ Each notebook runs in a kernel of this Python environment, from the repository r
 copy goes to run/notebooks/<name>-<preset>.ipynb. One summary line per notebook; the exit status is
 non-zero when any notebook fails, and the failing cell's error is printed. Every notebook, preset and
 parameter is checked before the first one runs: an undeclared parameter, a value of the wrong type or
-an unknown preset stops the runner before anything is written.
+an unknown preset stops the runner before anything is written. Before a notebook's kernel starts, its
+corpora are found (or downloaded) and its run folders checked: a corpus that cannot be had, a run folder
+another process is writing, or another runner on the same notebook and preset fails that notebook at
+once, with no executed copy written.
 """
 
 import argparse
@@ -14,7 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import paths
+import filelock
+
+from . import checkpoints, corpora, paths, runs
+from .config import make_config
 from .extras import require
 from .parameters import check_parameters, default_preset, parse_value
 
@@ -45,6 +51,26 @@ def execute(notebook, parameters, output, command):
     return True, time.time() - start, ""
 
 
+def ready(notebook, preset, parameters):
+    """None when `notebook`'s kernel may start on `preset`, else why not: a corpus its runs read that is
+    neither here nor downloadable (CorpusError's advice), or a run folder another process writes."""
+    from .train import notebook_configs
+
+    configs = notebook_configs(notebook, preset, {k: v for k, v in parameters.items() if k != "preset"})
+    corpus_names = {{"pmnist": "mnist"}.get(c["data"]["corpus"], c["data"]["corpus"]) for c in configs.values()}
+    try:
+        for name in sorted(corpus_names & set(corpora.CORPORA)):
+            corpora.corpus_path(name)
+    except corpora.CorpusError as e:
+        return str(e)
+    for key, cfg in configs.items():
+        writer = checkpoints.writer_of(runs.run_folder(make_config(cfg)))
+        if writer:
+            return (f"its run {key} is being written by {writer}; run the notebook when that has finished (it "
+                    "then reads the run back), or stop it")
+    return None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lstm_nb.run", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
@@ -68,7 +94,20 @@ def main(argv=None):
         command = shlex.join(["python", "-m", "lstm_nb.run", str(notebook), "--preset", preset,
                               *(word for pair in args.parameter for word in ("-p", *pair))])
         output = out_dir / f"{notebook.stem}-{preset}.ipynb"
-        ok, seconds, error = execute(notebook.resolve(), parameters, output, command)
+        # a second runner on this notebook and preset would overwrite this one's executed copy
+        lock = filelock.FileLock(out_dir / f".{output.name}.lock", timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            ok, seconds, error = False, 0.0, (f"another runner is running {notebook} on {preset} (into {output}); "
+                                              "wait until it has finished")
+        else:
+            try:
+                problem = ready(notebook, preset, parameters)
+                ok, seconds, error = (False, 0.0, problem) if problem else execute(
+                    notebook.resolve(), parameters, output, command)
+            finally:
+                lock.release()
         status = "ok    " if ok else "FAILED"
         print(f"{status} {notebook}  preset={preset}  {seconds:.1f}s  -> {output}", flush=True)
         if not ok:

@@ -182,3 +182,40 @@ def test_runner_reports_the_failing_cell(home, tmp_path):
     result = runner(path)
     assert result.returncode == 1
     assert result.stdout.startswith("FAILED") and "RuntimeError: boom here" in result.stderr
+
+
+def test_a_second_runner_on_the_same_notebook_and_preset_is_refused_at_once(home):
+    import filelock
+
+    notebook = REPO / "notebooks" / "ur_lstm.ipynb"
+    (home / "run" / "notebooks").mkdir(parents=True)
+    with filelock.FileLock(home / "run" / "notebooks" / ".ur_lstm-smoke.ipynb.lock", timeout=0):
+        result = runner(notebook, "--preset", "smoke")
+    assert result.returncode == 1 and "another runner is running" in result.stderr
+    assert result.stdout.startswith("FAILED") and not (home / "run" / "notebooks" / "ur_lstm-smoke.ipynb").exists()
+
+
+def test_a_run_folder_being_written_stops_the_notebook_before_its_kernel(home):
+    from lstm_nb import checkpoints
+
+    notebook = REPO / "notebooks" / "ur_lstm.ipynb"
+    first = next(iter(presets.training_configs("ur_lstm", "smoke")["ur_lstm-copy-smoke"]))
+    folder = home / "run" / "ur_lstm-copy-smoke" / first
+    folder.mkdir(parents=True)
+    with checkpoints.locked(folder):
+        result = runner(notebook, "--preset", "smoke")
+    assert result.returncode == 1 and f"ur_lstm-copy-smoke/{first} is being written by process" in result.stderr
+    assert not (home / "run" / "notebooks" / "ur_lstm-smoke.ipynb").exists()
+    assert list((home / "run").glob("ur_lstm-*/*")) == [folder]  # nothing was trained
+
+
+def test_a_missing_corpus_stops_the_notebook_before_its_kernel(home, tmp_path, monkeypatch):
+    from lstm_nb import corpora, run
+
+    spec = corpora.CORPORA["ptb"]
+    monkeypatch.setitem(corpora.CORPORA, "ptb", corpora.CorpusFiles(
+        spec.title, spec.folder, spec.sha256, "http://127.0.0.1:9/"))  # refused, as offline
+    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "nothing-here"))
+    problem = run.ready(REPO / "notebooks" / "mogrifier.ipynb", "smoke", {})
+    assert "ptb.train.txt" in problem and "Connection refused" in problem
+    assert not (home / "data").exists() and not (home / "run").exists()

@@ -237,7 +237,7 @@ def test_offline_the_loaders_name_the_files_and_the_folder(name, files, tmp_path
     message = str(e.value)
     assert files in message and f"Put the files into {home / 'data' / spec.folder}" in message
     assert str(tmp_path / "nothing-here" / spec.folder) in message and "Connection refused" in message
-    assert not (home / "data" / spec.folder).exists()
+    assert not (home / "data").exists()  # no empty folder left behind
 
 
 def test_objectives_equal_a_direct_computation():
