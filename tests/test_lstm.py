@@ -98,9 +98,62 @@ def test_construction_takes_dtype_device_and_warns_like_nn_lstm():
     with pytest.warns(UserWarning) as got:
         cells.build("lstm", 5, 7, dropout=0.5)
     assert str(got[0].message) == str(expected[0].message)
-    for option in ({"bidirectional": True}, {"proj_size": 3}):
-        with pytest.raises(ValueError, match="runs one direction without a projection"):
-            cells.build("ur_lstm", 5, 7, **option)
+    with pytest.raises(ValueError, match="has no projection: proj_size=3"):
+        cells.build("ur_lstm", 5, 7, proj_size=3)
+
+
+def _packed_batch():
+    from torch.nn.utils.rnn import pack_sequence
+
+    torch.manual_seed(3)
+    sequences = [torch.randn(n, 5, dtype=torch.float64) for n in (4, 6, 2, 4, 1)]  # unsorted, a repeated length
+    return sequences, pack_sequence(sequences, enforce_sorted=False)
+
+
+@pytest.mark.parametrize("engine", ["library", "fused"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("packed", [False, True])
+def test_bidirectional_and_packed_input_match_nn_lstm(engine, bidirectional, packed):
+    torch.manual_seed(0)
+    ref = nn.LSTM(5, 7, num_layers=2, bidirectional=bidirectional).double()
+    ours = cells.build("lstm", 5, 7, num_layers=2, bidirectional=bidirectional, engine=engine).double()
+    ours.load_state_dict(ref.state_dict())  # `_reverse` parameters named as nn.LSTM names them
+    x = _packed_batch()[1]
+    if not packed:
+        x = torch.randn(6, 5, 5, dtype=torch.float64)
+    states = 2 * (1 + bidirectional)
+    hx = tuple(torch.randn(states, 5, 7, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    results = []
+    for module in (ref, ours):
+        out, (h, c) = module(x, hx)
+        data = out.data if packed else out
+        weights = torch.linspace(-1, 1, data.numel(), dtype=torch.float64).view_as(data)
+        loss = (data * weights).sum() + 3 * h.sum() - 2 * c.sum()
+        results.append((data, h, c, *torch.autograd.grad(loss, [*hx, *module.parameters()])))
+        if packed:
+            assert torch.equal(out.batch_sizes, x.batch_sizes) and torch.equal(out.unsorted_indices, x.unsorted_indices)
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n in cells.available() if not n.startswith("nn.")])
+def test_every_cell_takes_packed_sequences_and_no_state_sees_padding(name):
+    """Each sequence of a packed batch gets what it gets alone: outputs at its own steps, and its final
+    state at its own last step (eval mode: no random masks), in both directions."""
+    options = {"chrono_lstm": {"t_max": 10}, "mogrifier": {"rounds": 3, "rank": 2}, "on_lstm": {"chunk_size": 7}}
+    torch.manual_seed(0)
+    layer = cells.build(name, 5, 7, num_layers=2, bidirectional=True, **options.get(name, {})).double().eval()
+    assert layer.weight_hh_l1_reverse.shape == layer.weight_hh_l1.shape
+    assert layer.weight_ih_l1.shape[1] == 14  # the next layer reads both directions
+    sequences, packed = _packed_batch()
+    out, (h_n, c_n) = layer(packed)
+    padded, lengths = torch.nn.utils.rnn.pad_packed_sequence(out)
+    assert h_n.shape == c_n.shape == (4, 5, 7) and padded.shape == (6, 5, 14)
+    for i, sequence in enumerate(sequences):
+        alone, (h, c) = layer(sequence)  # unbatched
+        torch.testing.assert_close(padded[:lengths[i], i], alone, rtol=0, atol=1e-12)
+        torch.testing.assert_close(h_n[:, i], h, rtol=0, atol=1e-12)
+        torch.testing.assert_close(c_n[:, i], c, rtol=0, atol=1e-12)
 
 
 def test_fused_backward_passes_gradcheck():

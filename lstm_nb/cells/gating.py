@@ -39,7 +39,7 @@ class ForgetBiasLSTM(LSTM):
 
     def reset_parameters(self):
         super().reset_parameters()
-        for k in range(self.num_layers):
+        for k in self.layer_keys():
             set_forget_bias(self, k, self.forget_bias)
 
 
@@ -48,7 +48,7 @@ class ULSTM(LSTM):
 
     def reset_parameters(self):
         super().reset_parameters()
-        for k in range(self.num_layers):
+        for k in self.layer_keys():
             set_forget_bias(self, k, uniform_gate_bias(self.hidden_size))
 
 
@@ -63,7 +63,7 @@ class ChronoLSTM(LSTM):
     def reset_parameters(self):
         super().reset_parameters()
         H = self.hidden_size
-        for k in range(self.num_layers):
+        for k in self.layer_keys():
             b_f = chrono_bias(H, self.t_max)
             set_forget_bias(self, k, b_f)
             with torch.no_grad():
@@ -95,7 +95,7 @@ class URLSTM(PointwiseLayers):
 
     def reset_parameters(self):
         super().reset_parameters()
-        for k in range(self.num_layers):
+        for k in self.layer_keys():
             if self.ugi:
                 with torch.no_grad():
                     self.layer_param("ur_bias", k).copy_(uniform_gate_bias(self.hidden_size))

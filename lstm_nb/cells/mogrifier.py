@@ -203,7 +203,7 @@ class MogrifierLSTM(RecurrentLayers):
 
     def reset_parameters(self):
         super().reset_parameters()
-        for k in range(self.num_layers):
+        for k in self.layer_keys():
             for i in range(1, self.rounds + 1):
                 fan_in = self.round_shape(i, self.layer_input_size(k))[1]
                 if self.rank is None:  # variance 1 / fan_in, truncated at 2σ (lamb)
