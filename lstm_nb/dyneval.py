@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from . import checkpoints
+from .finished import load_run
 from .objectives import loss_metrics
 from .runs import cached
-from .train import evaluate, load_run, window_loss
+from .train import evaluate, window_loss
 
 RULES = ("rms", "sgd")
 

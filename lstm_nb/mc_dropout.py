@@ -35,9 +35,9 @@ from torch import nn
 
 from . import checkpoints
 from .cells.dropout import ZoneoutLSTM
+from .finished import load_run
 from .objectives import loss_metrics
 from .runs import cached
-from .train import load_run
 
 RATES = ("dropout", "input_dropout", "inter_layer_dropout", "embedding_dropout", "recurrent_dropout", "weight_drop",
          "state_dropout")
@@ -118,7 +118,7 @@ def evaluate_run(folder, split="test", samples=50, multiplier=1.0, seed=0, devic
                  word_dropout=False):
     """MC-dropout evaluation of a finished run's best model on `split`, kept in `<folder>/mc_dropout.json`
     with its options and read back from there when asked again; `curve` holds the loss after k samples.
-    `loaded`: as for `train.load_run`."""
+    `loaded`: as for `finished.load_run`."""
     options = {"split": split, "samples": samples, "multiplier": multiplier, "seed": seed, "columns": columns,
                "word_dropout": word_dropout}
 

@@ -54,7 +54,7 @@ def execute(notebook, parameters, output, command):
 def ready(notebook, preset, parameters):
     """None when `notebook`'s kernel may start on `preset`, else why not: a corpus its runs read that is
     neither here nor downloadable (CorpusError's advice), or a run folder another process writes."""
-    from .train import notebook_configs
+    from .cli import notebook_configs
 
     configs = notebook_configs(notebook, preset, {k: v for k, v in parameters.items() if k != "preset"})
     corpus_names = {{"pmnist": "mnist"}.get(c["data"]["corpus"], c["data"]["corpus"]) for c in configs.values()}

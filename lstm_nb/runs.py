@@ -42,7 +42,7 @@ def _command():
 
 
 def describe_environment(cfg, model_inputs, n_params, device):
-    """config.json: `model_inputs` are the data's model sizes (`train.build_model`); a language model's
+    """config.json: `model_inputs` are the data's model sizes (`models.from_config`); a language model's
     vocabulary size is also written as `vocab_size`."""
     return {
         "config": cfg,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lstm_nb import data as data_module
-from lstm_nb import models, phases, pointer, presets, train
+from lstm_nb import finished, models, phases, pointer, presets, train
 from lstm_nb.config import ConfigError, make_config
 
 LOSS_KEYS = ["training_loss", "validation_loss", "best_validation_loss", "best_epoch", "phase", "averaged_weights"]
@@ -220,7 +220,7 @@ def test_phases_switch_to_averaging_then_finetune_and_report_both(home):
     # best.pt holds the averaged weights that were validated: re-evaluating it gives that loss
     described = json.loads((folder / "config.json").read_text())
     data = data_module.build(**make_config(described["config"])["data"])
-    model = train.load_model(folder)
+    model = finished.load_model(folder)
     assert train.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
     assert data.streams["test"].shape[1] == 1  # tested with one stream, as the official code does
     assert train.evaluate(model, data, "test", "cpu") == pytest.approx(summary["test_loss"], rel=1e-6)
@@ -228,7 +228,7 @@ def test_phases_switch_to_averaging_then_finetune_and_report_both(home):
     (folder / "best.pt").unlink()
     (folder / "metrics.json").unlink()
     assert train.train(tiny_awd()) == summary
-    model = train.load_model(folder)
+    model = finished.load_model(folder)
     assert train.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import REPO
 
-from lstm_nb import cells, checkpoints, models, train
+from lstm_nb import cells, checkpoints, cli, models, train
 
 NOTEBOOK = REPO / "notebooks" / "mogrifier.ipynb"
 LOSS_KEYS = ["training_loss", "validation_loss", "best_validation_loss", "best_epoch"]
@@ -170,7 +170,7 @@ def test_without_a_preset_the_command_line_trains_the_notebooks_default(home):
 
 
 def test_only_picks_models_by_name_and_the_configs_are_the_notebooks(home):
-    configs = train.notebook_configs(NOTEBOOK, "smoke", {"epochs": 1}, only=["nn.LSTM", "mogrifier-ptb-smoke/lstm"])
+    configs = cli.notebook_configs(NOTEBOOK, "smoke", {"epochs": 1}, only=["nn.LSTM", "mogrifier-ptb-smoke/lstm"])
     assert list(configs) == ["mogrifier-ptb-smoke/lstm-seed1", "mogrifier-ptb-smoke/lstm-seed2",
                              "mogrifier-brown-smoke/nn.LSTM-seed1"]  # a row picks every seed it trains
     assert all(cfg["epochs"] == 1 for cfg in configs.values())

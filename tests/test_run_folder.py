@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from lstm_nb import checkpoints, objectives, plots, train
+from lstm_nb import checkpoints, finished, objectives, plots, train
 from lstm_nb.config import ConfigError
 
 
@@ -139,13 +139,13 @@ def test_a_lost_best_model_is_rebuilt_from_the_best_epochs_checkpoint(home, dama
 def test_a_damaged_best_model_of_a_finished_run_says_what_to_do_and_that_works(home):
     train.train(tiny(epochs=2))
     folder = folder_of(home)
-    reference = train.load_model(folder).state_dict()
+    reference = finished.load_model(folder).state_dict()
     (folder / "best.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(checkpoints.CheckpointError, match=r"best.pt .*damaged. Delete it, then run the same training"):
-        train.load_model(folder)
+        finished.load_model(folder)
     (folder / "best.pt").unlink()
     train.train(tiny(epochs=2))
-    rebuilt = train.load_model(folder).state_dict()
+    rebuilt = finished.load_model(folder).state_dict()
     assert all(torch.equal(reference[k], rebuilt[k]) for k in reference)
 
 
@@ -281,10 +281,10 @@ def test_a_long_load_error_is_cut_at_a_word_boundary(tmp_path, monkeypatch):
 def test_a_damaged_best_model_of_a_finished_run_is_rebuilt_by_running_it_again(home):
     train.train(tiny(epochs=2))
     folder = folder_of(home)
-    reference = train.load_model(folder).state_dict()
+    reference = finished.load_model(folder).state_dict()
     (folder / "best.pt").write_bytes(b"not a checkpoint")
     train.train(tiny(epochs=2))  # the finished-run check finds it unreadable and rebuilds it
-    rebuilt = train.load_model(folder).state_dict()
+    rebuilt = finished.load_model(folder).state_dict()
     assert all(torch.equal(reference[k], rebuilt[k]) for k in reference)
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lstm_nb import cells, corpora, data, gates, models, objectives, sequences, train
+from lstm_nb import cells, corpora, data, finished, gates, models, objectives, sequences, train
 from lstm_nb.config import ConfigError, make_config
 
 
@@ -356,7 +356,7 @@ def test_a_sequence_run_reports_its_task_metrics(home):
         assert key in summary
     described = json.loads((home / "run" / "tiny_copy" / "lstm" / "config.json").read_text())
     assert described["model_inputs"] == {"input_size": 10, "output_size": 10, "per_step": True, "one_hot": True}
-    model = train.load_model(home / "run" / "tiny_copy" / "lstm")
+    model = finished.load_model(home / "run" / "tiny_copy" / "lstm")
     batches = data.build(**make_config(described["config"])["data"])
     assert train.evaluation(model, batches, "test", "cpu")["accuracy"] == pytest.approx(summary["test_accuracy"])
 

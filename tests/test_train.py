@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lstm_nb import checkpoints, gemm, models, plots, train
+from lstm_nb import checkpoints, cli, gemm, models, plots, train
 from lstm_nb.config import ConfigError, make_config
 
 METRIC_KEYS = {"epoch", "training_epochs", "best_epoch", "training_loss", "validation_loss",
@@ -159,7 +159,7 @@ def test_the_command_line_trains_the_others_past_a_diverged_run_and_exits_non_ze
     monkeypatch.setattr(train, "train_epoch", poisoned)
     notebook = REPO / "notebooks" / "dropout_layernorm.ipynb"
     with pytest.raises(SystemExit, match="diverged, the others trained: dropout_layernorm-ptb-smoke/moon-seed1"):
-        train.main([str(notebook), "--preset", "smoke", "--only", "moon", "semeniuta"])
+        cli.main([str(notebook), "--preset", "smoke", "--only", "moon", "semeniuta"])
     assert "moon-seed1: the training loss became nan" in capsys.readouterr().err
     assert (home / "run" / "dropout_layernorm-ptb-smoke" / "semeniuta-seed1" / "metrics.json").exists()
 
