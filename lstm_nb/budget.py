@@ -204,7 +204,7 @@ OPTIMIZER_COPIES = {"Adam": 2, "AdamW": 2, "ASGD": 2, "SGD": 0}
 
 
 def run_disk_bytes(cfg):
-    """The most bytes one finished run of `cfg` holds: best.pt, and `keep_last` epoch checkpoints plus
+    """The most bytes one finished run of `cfg` holds: the best model, and `keep_last` epoch checkpoints plus
     the best epoch's, each the float32 weights and the optimizer's copies of them."""
     cfg = make_config(cfg)
     corpus = cfg["data"]["corpus"]

@@ -1,4 +1,4 @@
-"""A finished run, read back without the trainer: its best model, rebuilt from its config.json, and
+"""A finished run, read back without the trainer: its best model, rebuilt from its recorded configuration, and
 its data as configured. `dyneval`, `mc_dropout`, `pointer` and the notebooks evaluate runs through it."""
 
 from pathlib import Path
@@ -8,8 +8,8 @@ from . import data as data_module
 from .config import make_config
 
 
-def load_model(folder, which="best.pt", device="cpu"):
-    """The trained model of a run folder, rebuilt from its config.json."""
+def load_model(folder, which=checkpoints.BEST, device="cpu"):
+    """The trained model of a run folder (`which` of its checkpoints), rebuilt from its recorded configuration."""
     folder = Path(folder)
     described = runs.read_config(folder)
     model = models.from_config(described["config"], described.get("model_inputs") or {"vocab_size": described["vocab_size"]})

@@ -22,16 +22,16 @@ STYLES = [{"linestyle": ls, "marker": m} for ls, m in zip(["-", "--", ":", "-."]
 
 
 def metrics_frame(folder):
-    """Every metrics_epoch_<N>.json under `folder` (a model's run folder or an experiment's), one row
+    """Every per-epoch metrics file under `folder` (a model's run folder or an experiment's), one row
     per epoch, with a `model` column naming the sub-folder; sorted by model and epoch."""
     rows = []
-    for path in Path(folder).rglob("metrics_epoch_*.json"):
+    for path in Path(folder).rglob(checkpoints.METRICS_FILES):
         metrics = checkpoints.load_json(path, advice=(
             "Run the same training again (the notebook, or lstm_nb.train.train with the same config): "
             "it rewrites the file from the run's last checkpoint."))
         rows.append({"model": path.parent.name, **metrics})
     if not rows:
-        raise FileNotFoundError(f"no metrics_epoch_*.json under {folder}")
+        raise FileNotFoundError(f"no {checkpoints.METRICS_FILES} under {folder}")
     return pd.DataFrame(rows).sort_values(["model", "epoch"]).reset_index(drop=True)
 
 

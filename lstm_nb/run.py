@@ -32,7 +32,7 @@ def execute(notebook, parameters, output, command):
     """Run one notebook into the executed copy `output`; return (ok, seconds, error text)."""
     # Prefer this environment's kernelspec over a user-wide `python3` pointing at another Python.
     os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
-    # Read by the kernel: config.json records this command; progress bars, which would be saved as
+    # Read by the kernel: each run's configuration file records this command; progress bars, which would be saved as
     # text stuck at 0 % in the executed copy, are off (each epoch's printed line is the record).
     os.environ["LSTM_NB_COMMAND"] = command
     os.environ["TQDM_DISABLE"] = "1"

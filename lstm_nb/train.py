@@ -6,17 +6,10 @@
 
 (the command line is lstm_nb/cli.py; a finished run is read back by lstm_nb/finished.py)
 
-Writes into `run/<experiment>/<model_name>/`:
-  config.json                 the full configuration, seed, library versions, git commit
-  metrics_epoch_<N>.json      after every epoch (keys listed in README.md)
-  checkpoint_epoch_<N>.pt     model + optimiser + scheduler + RNG states, the configuration and every
-                              epoch's metrics; the last `keep_last` kept, and the best epoch's
-  best.pt                     the model with the lowest validation loss so far
-  metrics.json                the final summary, with test metrics when the corpus has a test split
-
-Running the same experiment again resumes from the last complete epoch (or returns the finished
-summary); a changed configuration in an existing folder is an error, never a silent mix. A deleted or
-damaged best.pt, config.json or metrics file is rebuilt from the checkpoints on the next run.
+Writes the run folder `run/<experiment>/<model_name>/` (its files: `lstm_nb.checkpoints`). Running the
+same experiment again resumes from the last complete epoch (or returns the finished summary); a
+changed configuration in an existing folder is an error, never a silent mix. A deleted or damaged
+best model, configuration or metrics file is rebuilt from the checkpoints on the next run.
 """
 
 import contextlib
@@ -359,7 +352,7 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
                         **metrics_of("before_finetune_best_validation", {"loss": before["validation_loss"]})})
         if "test_loss" in before:
             summary.update(metrics_of("before_finetune_test", {"loss": before["test_loss"]}))
-    distributed.on_main(lambda: checkpoints.save_json(summary, folder / "metrics.json"))
+    distributed.on_main(lambda: checkpoints.save_json(summary, folder / checkpoints.SUMMARY))
     if writer is not None:
         writer.close()
     return summary

@@ -5,6 +5,7 @@ configuration is refused before anything is written, and every JSON file is vali
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -297,3 +298,15 @@ def test_tensorboard_gets_every_number_of_the_metrics_file(home):
     numbers = {k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     assert set(scalars) == numbers - {"epoch"}
     assert {"training_loss", "validation_perplexity", "learning_rate", "epoch_duration"} <= set(scalars)
+
+
+def test_the_run_folder_file_names_are_spelled_in_one_module():
+    """`lstm_nb.checkpoints` alone names a run folder's files; every other module and notebook asks it."""
+    from conftest import REPO
+
+    spelled = re.compile(r"config\.json|metrics\.json|best\.pt|metrics_epoch_|checkpoint_epoch_|_chosen\.json|"
+                         r"(dynamic_eval|mc_dropout|pointer)\.json|\.lock-holder")
+    sources = [p for p in (REPO / "lstm_nb").rglob("*.py") if p.name != "checkpoints.py"]
+    sources += sorted((REPO / "notebooks").glob("*.ipynb"))
+    found = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in sources for m in spelled.finditer(p.read_text())]
+    assert not found, found
