@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from . import cells, distributed, runs, workers
+from . import cells, distributed, models, runs, workers
 from . import data as data_module
 from .config import make_config
 
@@ -38,7 +38,7 @@ def run_seconds(config, steps=3):
     train.seed_everything(cfg["seed"])
     device = distributed.device(cfg["device"])  # timed where the run will train
     data = data_module.build(**cfg["data"]).to(device)
-    model = train.build_model(cfg, data.model_inputs).to(device)
+    model = models.from_config(cfg, data.model_inputs).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     windows = itertools.cycle(data.batches("train", 1))  # a tiny split has fewer windows than timed steps
 
@@ -174,8 +174,6 @@ def gpu_seconds(cfg, ops=None):
 
 
 def _budget_hidden(cfg):
-    from . import models
-
     vocab = {"ptb": 10_000, "wikitext-2": 33_278}.get(cfg["data"]["corpus"], 100)
     return models.build(vocab, **{**cfg["model"], "parameter_budget": cfg["model"]["parameter_budget"]}).layers[0].hidden_size
 
@@ -206,10 +204,8 @@ OPTIMIZER_COPIES = {"Adam": 2, "AdamW": 2, "ASGD": 2, "SGD": 0}
 
 
 def run_disk_bytes(cfg):
-    """The most bytes one finished run of `cfg` holds: best.pt, and `keep_last` epoch checkpoints plus
+    """The most bytes one finished run of `cfg` holds: the best model, and `keep_last` epoch checkpoints plus
     the best epoch's, each the float32 weights and the optimizer's copies of them."""
-    from . import models
-
     cfg = make_config(cfg)
     corpus = cfg["data"]["corpus"]
     with torch.device("meta"):  # parameter shapes only: no memory, no time

@@ -1,4 +1,17 @@
-"""The files of a run folder: written atomically, read with a clear error, locked, cleaned, pruned.
+"""The files of a run folder, and the one place their names are spelled: written atomically, read with
+a clear error, locked, cleaned, pruned.
+
+    run/<experiment>/<model_name>/
+      config.json                 the full configuration, seed, library versions, git commit (CONFIG)
+      metrics_epoch_<N>.json      after every epoch (`metrics_file`; keys in docs/run-folder.md)
+      checkpoint_epoch_<N>.pt     model, optimiser, scheduler and RNG states, the configuration and every
+                                  epoch's metrics; the last `keep_last` kept, and the best epoch's
+      best.pt                     the model with the lowest validation loss so far (BEST)
+      metrics.json                the final summary, with test metrics when there is a test split (SUMMARY)
+      <evaluation>.json           every result of an evaluation with its options, and
+      <evaluation>_chosen.json    the one chosen on validation (`evaluation_file`: dynamic_eval,
+                                  mc_dropout, pointer)
+      .lock, .lock-holder         the lock, and who holds it
 
 Every file is written to a temporary file in the same folder, flushed to disk, then renamed over its
 final name, so a run killed at any moment leaves either the previous file or the complete new one,
@@ -29,6 +42,25 @@ from .errors import ExplainedError
 EPOCH_FILE = re.compile(r"checkpoint_epoch_(\d+)\.pt$")
 TEMPORARY = ".*.tmp"
 LOCK_FILE, HOLDER_FILE = ".lock", ".lock-holder"
+CONFIG, SUMMARY, BEST = "config.json", "metrics.json", "best.pt"
+METRICS_FILES = "metrics_epoch_*.json"  # a glob over a run's, or an experiment's, per-epoch metrics
+EVALUATIONS = ("dynamic_eval", "mc_dropout", "pointer")
+
+
+def metrics_file(folder, epoch):
+    return Path(folder) / f"metrics_epoch_{epoch}.json"
+
+
+def checkpoint_file(folder, epoch):
+    return Path(folder) / f"checkpoint_epoch_{epoch}.pt"
+
+
+def evaluation_file(folder, name, chosen=False):
+    """`<name>.json` (every result of evaluation `name` with its options) or `<name>_chosen.json` (the
+    result chosen on validation)."""
+    if name not in EVALUATIONS:
+        raise ValueError(f"unknown evaluation {name!r}; known: {', '.join(EVALUATIONS)}")
+    return Path(folder) / f"{name}{'_chosen' if chosen else ''}.json"
 
 
 class RunFileError(ExplainedError, RuntimeError):
@@ -125,7 +157,7 @@ def load(path, map_location="cpu"):
 
 
 def epoch_checkpoints(folder):
-    """checkpoint_epoch_<N>.pt files in `folder`, oldest first."""
+    """The epoch checkpoints in `folder`, oldest first."""
     found = [(int(m.group(1)), p) for p in Path(folder).glob("checkpoint_epoch_*.pt") if (m := EPOCH_FILE.search(p.name))]
     return [p for _, p in sorted(found)]
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from . import checkpoints
+from .finished import load_run
 from .objectives import loss_metrics
 from .runs import cached
-from .train import evaluate, load_run, window_loss
+from .train import evaluate, window_loss
 
 RULES = ("rms", "sgd")
 
@@ -88,7 +89,7 @@ def dynamic_evaluate(model, data, split, device, lr, decay, rule="rms", segment_
 def evaluate_run(folder, split="test", lr=1e-4, decay=0.02, rule="rms", segment_length=None, eps=1e-3,
                  train_batches=100, device="auto", loaded=None):
     """Static and dynamic evaluation of a finished run's best model on `split`. Every result is kept in
-    `<folder>/dynamic_eval.json` with its options, and read back from there when asked again.
+    the run's `dynamic_eval` evaluation file with its options, and read back from there when asked again.
     `loaded`: a dict shared by calls on the same run, so its data, model and training-gradient
     statistics are loaded and computed once."""
     folder = Path(folder)
@@ -107,13 +108,13 @@ def evaluate_run(folder, split="test", lr=1e-4, decay=0.02, rule="rms", segment_
                                    mean_square=loaded["mean_square"].get(train_batches))
         return {**loss_metrics("static", static, data.unit), **loss_metrics("dynamic", dynamic, data.unit)}
 
-    return cached(folder, "dynamic_eval.json", options, compute)
+    return cached(folder, "dynamic_eval", options, compute)
 
 
 def tune_and_test(folder, lr_grid, **options):
     """Krause's protocol: pick the learning rate with the lowest dynamic loss on the validation split,
     then evaluate the test split once with it. Returns {"lr", "valid", "test"} (each a result dict),
-    also saved as `<folder>/dynamic_eval_chosen.json`."""
+    also saved as the run's chosen `dynamic_eval` file."""
     loaded = {}
     valid = {lr: evaluate_run(folder, "valid", lr=lr, loaded=loaded, **options) for lr in lr_grid}
     # a diverged learning rate's loss is non-finite (null once read back from JSON)
@@ -122,5 +123,5 @@ def tune_and_test(folder, lr_grid, **options):
         raise FloatingPointError(f"dynamic evaluation diverged for every lr in {lr_grid}; try smaller ones")
     best = min(finite, key=lambda lr: finite[lr]["dynamic_loss"])
     chosen = {"lr": best, "valid": valid[best], "test": evaluate_run(folder, "test", lr=best, loaded=loaded, **options)}
-    checkpoints.save_json(chosen, Path(folder) / "dynamic_eval_chosen.json")
+    checkpoints.save_json(chosen, checkpoints.evaluation_file(folder, "dynamic_eval", chosen=True))
     return chosen

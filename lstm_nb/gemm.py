@@ -17,7 +17,7 @@ by `LSTM_NB_GEMM`:
              version and thread count (three CPU kinds gave three different rankings, so no vendor
              rule holds)
 
-A run records the backend it used in `config.json`, and a resumed run uses the recorded one, whatever
+A run records the backend it used in its configuration file, and a resumed run uses the recorded one, whatever
 `auto` would measure now, so it stays bit-identical. `describe()` names the choice and how it was
 made; the benchmarks report it.
 

@@ -27,7 +27,6 @@ cells stay in evaluation mode: their test-time rule is the expectation of the mi
 
 import contextlib
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,9 +34,9 @@ from torch import nn
 
 from . import checkpoints
 from .cells.dropout import ZoneoutLSTM
+from .finished import load_run
 from .objectives import loss_metrics
 from .runs import cached
-from .train import load_run
 
 RATES = ("dropout", "input_dropout", "inter_layer_dropout", "embedding_dropout", "recurrent_dropout", "weight_drop",
          "state_dropout")
@@ -116,9 +115,9 @@ def _loss(log_sum, k):
 
 def evaluate_run(folder, split="test", samples=50, multiplier=1.0, seed=0, device="auto", loaded=None, columns=1,
                  word_dropout=False):
-    """MC-dropout evaluation of a finished run's best model on `split`, kept in `<folder>/mc_dropout.json`
+    """MC-dropout evaluation of a finished run's best model on `split`, kept in the run's `mc_dropout` evaluation file
     with its options and read back from there when asked again; `curve` holds the loss after k samples.
-    `loaded`: as for `train.load_run`."""
+    `loaded`: as for `finished.load_run`."""
     options = {"split": split, "samples": samples, "multiplier": multiplier, "seed": seed, "columns": columns,
                "word_dropout": word_dropout}
 
@@ -127,18 +126,18 @@ def evaluate_run(folder, split="test", samples=50, multiplier=1.0, seed=0, devic
         loss, by_k = mc_evaluate(model, data, split, on, samples, multiplier, seed, columns, word_dropout, curve=True)
         return {**loss_metrics("mc", loss, data.unit), "curve": {str(k): v for k, v in by_k.items()}}
 
-    return cached(folder, "mc_dropout.json", options, compute)
+    return cached(folder, "mc_dropout", options, compute)
 
 
 def tune_and_test(folder, multipliers, samples=50, seed=0, device="auto", columns=1, word_dropout=False):
     """lamb's protocol: the multiplier with the lowest MC loss on validation, then the test split once
     with it (a single multiplier skips the validation passes). Returns {"multiplier", "valid", "test"},
-    also saved as `<folder>/mc_dropout_chosen.json` ("valid" is None when there was nothing to choose)."""
+    also saved as the run's chosen `mc_dropout` file ("valid" is None when there was nothing to choose)."""
     options = {"samples": samples, "seed": seed, "device": device, "loaded": {}, "columns": columns,
                "word_dropout": word_dropout}  # `loaded`: the model is read from disk once for every split
     valid = {m: evaluate_run(folder, "valid", multiplier=m, **options) for m in multipliers} if len(multipliers) > 1 else {}
     best = min(valid, key=lambda m: valid[m]["mc_loss"]) if valid else multipliers[0]
     test = evaluate_run(folder, "test", multiplier=best, **options)
     chosen = {"multiplier": best, "valid": valid.get(best), "test": test}
-    checkpoints.save_json(chosen, Path(folder) / "mc_dropout_chosen.json")
+    checkpoints.save_json(chosen, checkpoints.evaluation_file(folder, "mc_dropout", chosen=True))
     return chosen

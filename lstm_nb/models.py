@@ -200,3 +200,11 @@ def detach_state(state):
 def count_parameters(model):
     """Trainable parameters, each shared tensor (tied weights) counted once."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
+
+
+def from_config(cfg, model_inputs):
+    """The model of `cfg` for its data: `model_inputs` is the data's ({"vocab_size": V} for a language
+    model, input and output sizes for a sequence task)."""
+    if "vocab_size" in model_inputs:
+        return build(model_inputs["vocab_size"], **cfg["model"])
+    return build_sequence_model(**model_inputs, **cfg["model"])

@@ -6,7 +6,7 @@ the phase a run is in.
 A run's phases, in `progress["phase"]`:
   "train"     the configured optimiser (SGD for NT-ASGD) for up to `epochs` epochs; with `nt_asgd`,
               it switches once, for good, to `torch.optim.ASGD(t0=0, lambd=0)` when validation
-              stops improving (`nonmono_triggered`), and from then on validation, best.pt and test
+              stops improving (`nonmono_triggered`), and from then on validation, the best model and test
               use the average of the iterates (`averaged_weights`);
   "finetune"  with `finetune`: from the best model, a fresh ASGD, stopped by the same rule or after
               `finetune.epochs` epochs (finetune.py).

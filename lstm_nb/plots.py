@@ -11,6 +11,7 @@ from .presets.seeds import split_run_name
 
 plt, pd = require("matplotlib.pyplot"), require("pandas")
 MaxNLocator = require("matplotlib.ticker").MaxNLocator
+Patch = require("matplotlib.patches").Patch
 
 # The unit of a metric, by the end of its name: what the y axis says.
 UNITS = {"loss": "loss (nats per token)", "perplexity": "perplexity", "bpc": "bits per character",
@@ -21,16 +22,16 @@ STYLES = [{"linestyle": ls, "marker": m} for ls, m in zip(["-", "--", ":", "-."]
 
 
 def metrics_frame(folder):
-    """Every metrics_epoch_<N>.json under `folder` (a model's run folder or an experiment's), one row
+    """Every per-epoch metrics file under `folder` (a model's run folder or an experiment's), one row
     per epoch, with a `model` column naming the sub-folder; sorted by model and epoch."""
     rows = []
-    for path in Path(folder).rglob("metrics_epoch_*.json"):
+    for path in Path(folder).rglob(checkpoints.METRICS_FILES):
         metrics = checkpoints.load_json(path, advice=(
             "Run the same training again (the notebook, or lstm_nb.train.train with the same config): "
             "it rewrites the file from the run's last checkpoint."))
         rows.append({"model": path.parent.name, **metrics})
     if not rows:
-        raise FileNotFoundError(f"no metrics_epoch_*.json under {folder}")
+        raise FileNotFoundError(f"no {checkpoints.METRICS_FILES} under {folder}")
     return pd.DataFrame(rows).sort_values(["model", "epoch"]).reset_index(drop=True)
 
 
@@ -45,18 +46,24 @@ def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None,
     scale with `log_y`), one line per row, whole epochs (or the frame's column `x`, e.g. "updates") on
     the x axis. A row trained over several seeds (runs `<row>-seed<N>`) draws every seed faintly and
     their mean boldly. `baselines` ({metric: (value, label), or a list of them}) draws dashed reference
-    lines in that panel. Saved as figures/<name>.png when `name` is given."""
+    lines in that panel. A row whose curve equals an earlier row's says so in its label (it is drawn
+    under it). The legend sits beside the panels, off the data. Saved as figures/<name>.png when `name`
+    is given."""
     frame = frame.assign(row=[split_run_name(m)[0] for m in frame["model"]])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics) + 2.5, 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
+        drawn = {}
         for ((row, rows), style), color in zip(zip(frame.groupby("row", sort=False), itertools.cycle(STYLES)),
                                                itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])):
             seeds = rows["model"].nunique()
             for _, seed_rows in rows.groupby("model") if seeds > 1 else ():
                 ax.plot(seed_rows[x], seed_rows[metric], color=color, alpha=0.3, linewidth=1, marker=".")
             mean = rows.groupby(x)[metric].mean()
-            ax.plot(mean.index, mean.values, color=color, markersize=5, label=f"{row} (mean of {seeds} seeds)"
-                    if seeds > 1 else row, **style)
+            label = f"{row} (mean of {seeds} seeds)" if seeds > 1 else row
+            same = next((other for other, values in drawn.items() if values.equals(mean)), None)
+            ax.plot(mean.index, mean.values, color=color, markersize=5,
+                    label=f"{label}, identical to {same}" if same else label, **style)
+            drawn[row] = mean
         lines = (baselines or {}).get(metric, [])
         for (value, label), dashes in zip([lines] if isinstance(lines, tuple) else lines, ("--", ":", "-.")):
             ax.axhline(value, color="black", linestyle=dashes, linewidth=1.2, label=label)
@@ -71,7 +78,7 @@ def plot_curves(frame, metrics=("training_loss", "validation_loss"), title=None,
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return _finish(fig, title, name)
 
 
@@ -171,8 +178,8 @@ def plot_ablation(changes, spread=None, title=None, name=None):
     """Horizontal bars, one panel per column of `changes` (rows: what was removed; values: the change
     of validation perplexity it caused, positive = worse without it); `spread` ({column: s}) shades
     ±s in that column's panel (the change chance alone gives); saved as figures/<name>.png."""
-    fig, axes = plt.subplots(1, len(changes.columns), figsize=(5.5 * len(changes.columns), 0.45 * len(changes) + 1.6),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(changes.columns), figsize=(5.5 * len(changes.columns), 0.45 * len(changes) + 1.9),
+                             sharey=True, sharex=True, squeeze=False)  # one scale: panels side by side compare
     for ax, column in zip(axes[0], changes.columns):
         values = changes[column]
         ax.barh(range(len(values)), values, color=["tab:red" if v > 0 else "tab:green" for v in values])
@@ -182,11 +189,14 @@ def plot_ablation(changes, spread=None, title=None, name=None):
             ax.axvspan(-spread[column], spread[column], color="tab:gray", alpha=0.2,
                        label=f"±{spread[column]:.1f}: two seeds' difference")
             ax.legend(loc="lower right", fontsize=8)
-        ax.invert_yaxis()
         ax.set_title(column)
         ax.set_xlabel("Δ validation perplexity (+ = worse without it)")
         ax.grid(alpha=0.3, axis="x")
-    return _finish(fig, title, name)
+    axes[0][0].invert_yaxis()  # shared: once
+    key = [Patch(color="tab:red", label="worse without it (it helps)"),
+           Patch(color="tab:green", label="better without it")]
+    fig.legend(handles=key, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    return _finish(fig, title, name, bottom=0.07)
 
 
 def plot_gates(gates, title=None, name=None):
@@ -202,7 +212,7 @@ def plot_gates(gates, title=None, name=None):
         left.hist(f, bins=np.linspace(0, 1, 41), **kw)
         right.hist(np.clip(1 / np.maximum(1 - f, 1e-12), 1, ticks[-1]), bins=ticks, **kw)
     left.set_xlabel("effective forget gate f")
-    right.set_xlabel("timescale 1/(1 − f) (steps)")
+    right.set_xlabel("timescale 1/(1 − f) (steps; ≥ 10⁴ counted in the last bin)")
     right.set_xscale("log")
     for ax, what in ((left, "gate"), (right, "timescale")):
         ax.set_ylabel("fraction of values")
@@ -212,10 +222,11 @@ def plot_gates(gates, title=None, name=None):
     return _finish(fig, title, name)
 
 
-def _finish(fig, title, name):
+def _finish(fig, title, name, bottom=0.0):
+    """Title, layout (leaving `bottom` of the height free for a figure legend), and the PNG."""
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     if name:
         fig.savefig(paths.figures_dir() / f"{name}.png", dpi=120)
     return fig

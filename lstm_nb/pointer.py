@@ -19,9 +19,9 @@ tokens in the split, one more than the predictions).
 import torch
 import torch.nn.functional as F
 
+from .finished import load_run
 from .objectives import loss_metrics
 from .runs import cached
-from .train import load_run
 
 
 @torch.no_grad()
@@ -57,8 +57,8 @@ def cache_loss(model, tokens, device, theta, lambdah, window, segment_length=70)
 
 def evaluate_run(folder, split="test", theta=1.0, lambdah=0.1, window=500, segment_length=None, device="auto",
                  loaded=None):
-    """The cache pointer over a finished run's best model on `split`, kept in `<folder>/pointer.json`
-    with its options and read back from there when asked again. `loaded`: as for `train.load_run`."""
+    """The cache pointer over a finished run's best model on `split`, kept in the run's `pointer` evaluation file
+    with its options and read back from there when asked again. `loaded`: as for `finished.load_run`."""
     options = {"split": split, "theta": theta, "lambdah": lambdah, "window": window}
 
     def compute(_saved):
@@ -66,4 +66,4 @@ def evaluate_run(folder, split="test", theta=1.0, lambdah=0.1, window=500, segme
         loss = cache_loss(model, data.tokens[split], on, theta, lambdah, window, segment_length or data.bptt)
         return loss_metrics("pointer", loss, data.unit)
 
-    return cached(folder, "pointer.json", options, compute)
+    return cached(folder, "pointer", options, compute)

@@ -5,7 +5,7 @@ import json
 import math
 from pathlib import Path
 
-from . import claims, paths, presets
+from . import checkpoints, claims, paths, presets
 from .extras import require
 from .objectives import SOLVED_FRACTION
 from .presets.seeds import split_run_name
@@ -20,15 +20,14 @@ def summaries(pattern="*", run_root=None):
     perplexities, character-level rows bits per character, classification and copy rows accuracy, the
     adding problem's rows MSE (`unit` says which); `training` is the last epoch's training metric
     (the mean over that epoch's updates, in the same unit), `asgd_switched` whether an NT-ASGD run
-    switched to averaging (`switched_after_epoch`: after which epoch); `dynamic_*` columns come from
-    `dynamic_eval_chosen.json` when dynamic evaluation was run, `mc_*` columns from
-    `mc_dropout_chosen.json` when MC-dropout evaluation was; `before_finetune_*` from a fine-tuned
-    run's summary (its best model before fine-tuning), `pointer_*` from `pointer.json` (the cache
-    pointer's latest evaluation of each split). A memory task's rows (copy, adding) add
+    switched to averaging (`switched_after_epoch`: after which epoch); `dynamic_*` and `mc_*` columns
+    come from the result dynamic evaluation and MC-dropout evaluation chose, when they were run;
+    `before_finetune_*` from a fine-tuned run's summary (its best model before fine-tuning),
+    `pointer_*` from the cache pointer's latest evaluation of each split. A memory task's rows (copy, adding) add
     `test_baseline_fraction`, `solved`, `updates_to_solve` and `solved_in_training` (`memory_task_columns`).
     """
     rows = []
-    for path in sorted(Path(run_root or paths.run_dir()).glob(f"{pattern}/*/metrics.json")):
+    for path in sorted(Path(run_root or paths.run_dir()).glob(f"{pattern}/*/{checkpoints.SUMMARY}")):
         summary = json.loads(path.read_text())
         unit = next(u for u in ("perplexity", "bpc", "accuracy", "mse", "loss") if f"best_validation_{u}" in summary)
         row = {
@@ -49,12 +48,12 @@ def summaries(pattern="*", run_root=None):
             "switched_after_epoch": summary.get("switched_to_asgd_after_epoch"),
         }
         row.update(memory_task_columns(path.parent, summary))
-        chosen = path.parent / "dynamic_eval_chosen.json"
+        chosen = checkpoints.evaluation_file(path.parent, "dynamic_eval", chosen=True)
         if chosen.exists():
             dyn = json.loads(chosen.read_text())
             row.update(dynamic_validation=dyn["valid"][f"dynamic_{unit}"], dynamic_test=dyn["test"][f"dynamic_{unit}"],
                        dynamic_lr=dyn["lr"])
-        chosen = path.parent / "mc_dropout_chosen.json"
+        chosen = checkpoints.evaluation_file(path.parent, "mc_dropout", chosen=True)
         if chosen.exists():
             mc = json.loads(chosen.read_text())
             row.update(mc_validation=mc["valid"][f"mc_{unit}"] if mc["valid"] else None,
@@ -62,7 +61,7 @@ def summaries(pattern="*", run_root=None):
         if f"before_finetune_best_validation_{unit}" in summary:
             row.update(before_finetune_validation=summary[f"before_finetune_best_validation_{unit}"],
                        before_finetune_test=summary.get(f"before_finetune_test_{unit}"))
-        cache = path.parent / "pointer.json"
+        cache = checkpoints.evaluation_file(path.parent, "pointer")
         if cache.exists():
             for result in json.loads(cache.read_text()):
                 split = {"valid": "validation"}.get(result["options"]["split"], result["options"]["split"])
@@ -79,7 +78,7 @@ def memory_task_columns(folder, summary):
     for any other run."""
     if "test_baseline_fraction" not in summary:
         return {}
-    history = [json.loads((folder / f"metrics_epoch_{e}.json").read_text())
+    history = [json.loads(checkpoints.metrics_file(folder, e).read_text())
                for e in range(1, summary["epochs_trained"] + 1)]
     first = next((m for m in history if m["validation_baseline_fraction"] <= SOLVED_FRACTION), None)
     return {"test_baseline_fraction": summary["test_baseline_fraction"],
@@ -88,8 +87,8 @@ def memory_task_columns(folder, summary):
 
 
 def _last_epoch(folder, summary):
-    """The last trained epoch's metrics (`metrics_epoch_N.json`), {} when absent."""
-    path = folder / f"metrics_epoch_{summary['epochs_trained']}.json"
+    """The last trained epoch's metrics, {} when absent."""
+    path = checkpoints.metrics_file(folder, summary["epochs_trained"])
     return json.loads(path.read_text()) if path.exists() else {}
 
 

@@ -32,7 +32,7 @@ def execute(notebook, parameters, output, command):
     """Run one notebook into the executed copy `output`; return (ok, seconds, error text)."""
     # Prefer this environment's kernelspec over a user-wide `python3` pointing at another Python.
     os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
-    # Read by the kernel: config.json records this command; progress bars, which would be saved as
+    # Read by the kernel: each run's configuration file records this command; progress bars, which would be saved as
     # text stuck at 0 % in the executed copy, are off (each epoch's printed line is the record).
     os.environ["LSTM_NB_COMMAND"] = command
     os.environ["TQDM_DISABLE"] = "1"
@@ -54,7 +54,7 @@ def execute(notebook, parameters, output, command):
 def ready(notebook, preset, parameters):
     """None when `notebook`'s kernel may start on `preset`, else why not: a corpus its runs read that is
     neither here nor downloadable (CorpusError's advice), or a run folder another process writes."""
-    from .train import notebook_configs
+    from .cli import notebook_configs
 
     configs = notebook_configs(notebook, preset, {k: v for k, v in parameters.items() if k != "preset"})
     corpus_names = {{"pmnist": "mnist"}.get(c["data"]["corpus"], c["data"]["corpus"]) for c in configs.values()}

@@ -1,8 +1,5 @@
-"""A run folder's bookkeeping: what it holds, how a new process checks it, resumes from it and
-repairs it. The files themselves (atomic writes, the lock) are `checkpoints`; the loop is `train`.
-
-    run/<experiment>/<model_name>/  config.json, metrics_epoch_<N>.json, checkpoint_epoch_<N>.pt,
-                                    best.pt, metrics.json (README.md, "What a run writes")
+"""A run folder's bookkeeping: how a new process checks it, resumes from it and repairs it. The files
+themselves (their names, atomic writes, the lock) are `checkpoints`; the loop is `train`.
 
 Under torchrun, what reads or writes files here runs in rank 0 alone (`distributed.on_main`).
 """
@@ -42,7 +39,7 @@ def _command():
 
 
 def describe_environment(cfg, model_inputs, n_params, device):
-    """config.json: `model_inputs` are the data's model sizes (`train.build_model`); a language model's
+    """The configuration file's content: `model_inputs` are the data's model sizes (`models.from_config`); a language model's
     vocabulary size is also written as `vocab_size`."""
     return {
         "config": cfg,
@@ -75,17 +72,17 @@ def refuse_other_config(where, stored, cfg, folder):
 
 
 def read_config(folder):
-    """The `config.json` of a run folder, or a RunFileError saying what to do."""
-    return checkpoints.load_json(Path(folder) / "config.json", advice=(
+    """The configuration file of a run folder, or a RunFileError saying what to do."""
+    return checkpoints.load_json(Path(folder) / checkpoints.CONFIG, advice=(
         "It describes the run; delete it and run the same training again: it is rewritten, after the "
         "configuration is checked against the one stored in the run's checkpoints."))
 
 
 def recorded_gemm_backend(folder):
-    """The matrix-product backend a run in `folder` started with (its config.json), None for a new run
-    (or one whose config.json is gone or predates the record: `auto` then decides)."""
+    """The matrix-product backend a run in `folder` started with (its configuration file), None for a new run
+    (or one whose configuration file is gone or predates the record: `auto` then decides)."""
     try:
-        return json.loads((Path(folder) / "config.json").read_text())["gemm"]["backend"]
+        return json.loads((Path(folder) / checkpoints.CONFIG).read_text())["gemm"]["backend"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -101,21 +98,21 @@ def readable_json(path):
 def finished_summary(folder, cfg):
     """The summary of a finished run in `folder`, None when there is none (or when one of its files
     needs to be rebuilt from the checkpoints); a different configuration there is refused."""
-    if (folder / "config.json").exists():
-        refuse_other_config(folder / "config.json", read_config(folder)["config"], cfg, folder)
-    if not (folder / "metrics.json").exists():
+    if (folder / checkpoints.CONFIG).exists():
+        refuse_other_config(folder / checkpoints.CONFIG, read_config(folder)["config"], cfg, folder)
+    if not (folder / checkpoints.SUMMARY).exists():
         return None
-    summary = checkpoints.load_json(folder / "metrics.json", advice=(
+    summary = checkpoints.load_json(folder / checkpoints.SUMMARY, advice=(
         "It is the run's summary; delete it and run the same training again: it is recomputed from the "
         "run's checkpoints without training."))
     epochs = range(1, summary["epochs_trained"] + 1)
-    if loadable(folder / "best.pt") and all(readable_json(folder / f"metrics_epoch_{e}.json") for e in epochs):
+    if loadable(folder / checkpoints.BEST) and all(readable_json(checkpoints.metrics_file(folder, e)) for e in epochs):
         return summary
     return None
 
 
 def loadable(path):
-    """Whether a checkpoint file exists and loads (a damaged best.pt is then rebuilt like a missing one)."""
+    """Whether a checkpoint file exists and loads (a damaged best model is then rebuilt like a missing one)."""
     try:
         checkpoints.load(path)
         return True
@@ -135,17 +132,17 @@ def load_latest_checkpoint(found, device):
 
 
 def best_model_state(folder, progress, device):
-    """best.pt's model; a missing, damaged or stale best.pt is rebuilt from the best epoch's checkpoint
+    """The best model (`checkpoints.BEST`); a missing, damaged or stale one is rebuilt from the best epoch's checkpoint
     (which pruning keeps)."""
     best_epoch = progress["best_epoch"]
     try:
-        best = checkpoints.load(folder / "best.pt", map_location=device)
+        best = checkpoints.load(folder / checkpoints.BEST, map_location=device)
         if best["epoch"] == best_epoch:
             return best["model"]
-        problem = f"{folder / 'best.pt'} holds epoch {best['epoch']}, not the best epoch {best_epoch}"
+        problem = f"{folder / checkpoints.BEST} holds epoch {best['epoch']}, not the best epoch {best_epoch}"
     except checkpoints.CheckpointError as e:
         problem = str(e)
-    source = folder / f"checkpoint_epoch_{best_epoch}.pt"
+    source = checkpoints.checkpoint_file(folder, best_epoch)
     try:
         ckpt = checkpoints.load(source, map_location=device)
         model_state = ckpt.get("evaluated_model") or ckpt["model"]  # the averaged weights, under ASGD
@@ -154,7 +151,7 @@ def best_model_state(folder, progress, device):
             f"{problem}, and it cannot be rebuilt: {e}. The best model of this run is lost. Delete {folder} "
             f"and run the same training again to retrain it (on the same machine it reproduces the run)."
         ) from None
-    checkpoints.save({"model": model_state, "epoch": best_epoch, "config": progress["config"]}, folder / "best.pt")
+    checkpoints.save({"model": model_state, "epoch": best_epoch, "config": progress["config"]}, folder / checkpoints.BEST)
     print(f"{problem}: rebuilt it from {source.name}")
     return model_state
 
@@ -165,7 +162,7 @@ def run_folder(cfg, run_root=None):
 
 def resume_state(cfg, folder, data, n_params, device):
     """Rank 0's work before the first epoch: the newest checkpoint (checked against this config and
-    world size), config.json, and the metric files rebuilt from the checkpoint where damaged."""
+    world size), the configuration file, and the metric files rebuilt from the checkpoint where damaged."""
     name = f"{cfg['experiment']}/{cfg['model_name']}"
     found = checkpoints.epoch_checkpoints(folder)
     ckpt = None
@@ -183,10 +180,10 @@ def resume_state(cfg, folder, data, n_params, device):
                 f"another model_name."
             )
         print(f"{name}: resuming {folder} after epoch {ckpt['progress']['epoch']}")
-    if not readable_json(folder / "config.json"):
-        checkpoints.save_json(describe_environment(cfg, data.model_inputs, n_params, device), folder / "config.json")
+    if not readable_json(folder / checkpoints.CONFIG):
+        checkpoints.save_json(describe_environment(cfg, data.model_inputs, n_params, device), folder / checkpoints.CONFIG)
     for metrics in ckpt["progress"]["history"] if ckpt else []:
-        path = folder / f"metrics_epoch_{metrics['epoch']}.json"
+        path = checkpoints.metrics_file(folder, metrics["epoch"])
         if not readable_json(path):
             checkpoints.save_json(metrics, path)
             print(f"{name}: rewrote {path.name} from {found[-1].name}")
@@ -198,20 +195,20 @@ def copy_state(model):
 
 
 def save_epoch(cfg, folder, model, optimizer, scheduler, progress, improved, rng, writer, evaluated_state=None):
-    """Rank 0's files after an epoch: best.pt when it improved, the metrics, the checkpoint, pruning.
+    """Rank 0's files after an epoch: the best model when it improved, the metrics, the checkpoint, pruning.
     `evaluated_state`: the weights validated when they are not the model's own (ASGD's averages);
-    best.pt holds them, and the checkpoint keeps them beside the raw weights and the optimiser."""
+    the best model is them, and the checkpoint keeps them beside the raw weights and the optimiser."""
     metrics = progress["history"][-1]
     evaluated = evaluated_state or model.state_dict()
     if improved:
         checkpoints.save({"model": evaluated, "epoch": metrics["epoch"], "config": progress["config"]},
-                         folder / "best.pt")
-    checkpoints.save_json(metrics, folder / f"metrics_epoch_{metrics['epoch']}.json")
+                         folder / checkpoints.BEST)
+    checkpoints.save_json(metrics, checkpoints.metrics_file(folder, metrics["epoch"]))
     checkpoints.save(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
          "scheduler": scheduler.state_dict() if scheduler is not None else None,
          "progress": progress, "rng": rng, **({"evaluated_model": evaluated_state} if evaluated_state else {})},
-        folder / f"checkpoint_epoch_{metrics['epoch']}.pt",
+        checkpoints.checkpoint_file(folder, metrics["epoch"]),
     )
     checkpoints.prune(folder, cfg["keep_last"], also_keep=progress["best_epoch"])
     if writer is not None:
@@ -226,11 +223,12 @@ def tensorboard_scalars(metrics):
             if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
-def cached(folder, file_name, options, compute):
-    """The evaluation result stored under `options` in `<folder>/<file_name>` (a JSON list of results),
-    or `{"options": options, **compute(saved)}` computed, appended there and returned; `saved` is the
-    list already stored. The folder is locked while it is read and written."""
-    path = Path(folder) / file_name
+def cached(folder, evaluation, options, compute):
+    """The result of `evaluation` stored under `options` in the run's evaluation file (a JSON list of
+    results, `checkpoints.evaluation_file`), or `{"options": options, **compute(saved)}` computed,
+    appended there and returned; `saved` is the list already stored. The folder is locked while it is
+    read and written."""
+    path = checkpoints.evaluation_file(folder, evaluation)
     with checkpoints.locked(folder):
         saved = checkpoints.load_json(path, advice="Delete it to evaluate again.") if path.exists() else []
         for result in saved:

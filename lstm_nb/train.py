@@ -4,39 +4,29 @@
     python -m lstm_nb.train notebooks/mogrifier.ipynb --preset paper [--only NAME ...] [-p KEY VALUE ...]
     torchrun --nproc_per_node N -m lstm_nb.train ...   (DistributedDataParallel, lstm_nb/distributed.py)
 
-Writes into `run/<experiment>/<model_name>/`:
-  config.json                 the full configuration, seed, library versions, git commit
-  metrics_epoch_<N>.json      after every epoch (keys listed in README.md)
-  checkpoint_epoch_<N>.pt     model + optimiser + scheduler + RNG states, the configuration and every
-                              epoch's metrics; the last `keep_last` kept, and the best epoch's
-  best.pt                     the model with the lowest validation loss so far
-  metrics.json                the final summary, with test metrics when the corpus has a test split
+(the command line is lstm_nb/cli.py; a finished run is read back by lstm_nb/finished.py)
 
-Running the same experiment again resumes from the last complete epoch (or returns the finished
-summary); a changed configuration in an existing folder is an error, never a silent mix. A deleted or
-damaged best.pt, config.json or metrics file is rebuilt from the checkpoints on the next run.
+Writes the run folder `run/<experiment>/<model_name>/` (its files: `lstm_nb.checkpoints`). Running the
+same experiment again resumes from the last complete epoch (or returns the finished summary); a
+changed configuration in an existing folder is an error, never a silent mix. A deleted or damaged
+best model, configuration or metrics file is rebuilt from the checkpoints on the next run.
 """
 
 import contextlib
-import json
 import math
 import random
 import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import checkpoints, distributed, gemm, models, paths, phases, presets, runs
+from . import checkpoints, distributed, gemm, models, phases, runs
 from . import data as data_module
 from . import workers as pool
 from .config import ConfigError, make_config
 from .errors import ExplainedError
 from .extras import require
-from .parameters import check_parameters, default_preset, parse_value
-from .presets.seeds import split_run_name
 from .progress import bar as progress_bar
 
 
@@ -192,14 +182,6 @@ def _check_finite(total, count, first_bad, bad_loss, epoch, step):
     return loss_sum / tokens
 
 
-def build_model(cfg, model_inputs):
-    """The model of `cfg` for its data: `model_inputs` is the data's ({"vocab_size": V} for a language
-    model, input and output sizes for a sequence task)."""
-    if "vocab_size" in model_inputs:
-        return models.build(model_inputs["vocab_size"], **cfg["model"])
-    return models.build_sequence_model(**model_inputs, **cfg["model"])
-
-
 @contextlib.contextmanager
 def flushed_denormals():
     """Gradients carried back through hundreds of steps (pixel MNIST's 784) shrink into denormal
@@ -228,7 +210,7 @@ def train(config, run_root=None):
     seed_everything(cfg["seed"])
     device = distributed.device(cfg["device"])
     data = data_module.build(**cfg["data"]).to(device)
-    model = build_model(cfg, data.model_inputs).to(device)
+    model = models.from_config(cfg, data.model_inputs).to(device)
     optimizer = make_optimizer(model, cfg["optimizer"])
     scheduler = make_scheduler(optimizer, cfg["scheduler"])
     if distributed.active():  # the same initial weights everywhere, different dropout masks per rank
@@ -370,7 +352,7 @@ def _train_locked(cfg, folder, data, model, optimizer, scheduler, device):
                         **metrics_of("before_finetune_best_validation", {"loss": before["validation_loss"]})})
         if "test_loss" in before:
             summary.update(metrics_of("before_finetune_test", {"loss": before["test_loss"]}))
-    distributed.on_main(lambda: checkpoints.save_json(summary, folder / "metrics.json"))
+    distributed.on_main(lambda: checkpoints.save_json(summary, folder / checkpoints.SUMMARY))
     if writer is not None:
         writer.close()
     return summary
@@ -415,130 +397,7 @@ def train_each(configs, run_root=None, keep_going=False, workers=1):
     return pd.DataFrame(rows).set_index("model_name")
 
 
-def load_model(folder, which="best.pt", device="cpu"):
-    """The trained model of a run folder, rebuilt from its config.json."""
-    folder = Path(folder)
-    described = runs.read_config(folder)
-    model = build_model(described["config"], described.get("model_inputs") or {"vocab_size": described["vocab_size"]})
-    try:
-        state = checkpoints.load(folder / which, map_location=device)["model"]
-    except checkpoints.CheckpointError as e:
-        raise checkpoints.CheckpointError(
-            f"{e}. Delete it, then run the same training again (the notebook, or train.train with this "
-            f"run's configuration): it is rebuilt from the checkpoint of the epoch it holds."
-        ) from None
-    model.load_state_dict(state)
-    return model.to(device)
+if __name__ == "__main__":  # the command line (lstm_nb/cli.py), as `python -m lstm_nb.train`
+    from .cli import main
 
-
-def load_run(folder, device="auto", loaded=None):
-    """(data, model, device) of a finished run: its best model and its corpus as it was configured.
-    `loaded`: a dict shared by the calls on one run (evaluations of several options), so that they are
-    loaded once; a caller may keep more of its own there."""
-    loaded = {} if loaded is None else loaded
-    if "model" not in loaded:
-        loaded["device"] = distributed.device(device)
-        loaded["data"] = data_module.build(**make_config(runs.read_config(folder)["config"])["data"])
-        loaded["model"] = load_model(folder, device=loaded["device"])
-    return loaded["data"], loaded["model"], loaded["device"]
-
-
-def notebook_configs(notebook, preset, parameters, only=()):
-    """{experiment/model_name: config} of what `notebook` trains on `preset` with its `parameters`
-    (checked as the runner checks them), restricted to the names in `only` when given."""
-    notebook = Path(notebook)
-    if not notebook.is_file():
-        raise SystemExit(f"no such notebook: {notebook}; the notebooks are {paths.notebook_list()}")
-    if notebook.stem not in presets.PRESETS:
-        raise SystemExit(f"{notebook}: no presets for it; notebooks with presets: {', '.join(sorted(presets.PRESETS))}")
-    check_parameters(notebook, {**parameters, "preset": preset})
-    try:
-        sections = presets.training_configs(notebook.stem, preset, **parameters)
-    except ValueError as e:
-        raise SystemExit(f"{notebook}: {e}") from None
-    configs = {f"{experiment}/{name}": cfg for experiment, models in sections.items() for name, cfg in models.items()}
-    if not only:
-        return configs
-    def names(key, cfg):  # a run answers to its key, its name, and its row (every seed of it)
-        row = split_run_name(cfg["model_name"])[0]
-        return {key, cfg["model_name"], row, f"{cfg['experiment']}/{row}"}
-
-    chosen = {key: cfg for key, cfg in configs.items() if names(key, cfg) & set(only)}
-    unknown = [name for name in only if not any(name in names(key, cfg) for key, cfg in configs.items())]
-    if unknown:
-        raise SystemExit(f"{notebook} --preset {preset}: no configuration named {', '.join(unknown)}; "
-                         f"it trains {', '.join(configs)}")
-    return chosen
-
-
-def main(argv=None):
-    """python -m lstm_nb.train NOTEBOOK [--preset P] [--only NAME ...] [-p KEY VALUE ...], or CONFIG.json."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m lstm_nb.train",
-        description="Train a notebook's preset into run/, exactly as the notebook would (then the notebook, run "
-                    "with the same preset, only reports), or one training config from a JSON file. Under "
-                    "torchrun every configuration is trained with DistributedDataParallel.")
-    parser.add_argument("target", type=Path, help="a notebook (notebooks/NAME.ipynb) or a training config (.json)")
-    parser.add_argument("--preset", help="the notebook's preset (smoke, cpu, paper; default: the one its parameters "
-                                         "cell sets, as for python -m lstm_nb.run)")
-    parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
-                        help="train only these models (model_name, or experiment/model_name; a row "
-                             "trained over seeds, e.g. lstm, picks every seed)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="a notebook parameter, as for python -m lstm_nb.run")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="train independent configurations in this many parallel processes, the CPU "
-                             "threads split between them (not under torchrun)")
-    args = parser.parse_args(argv)
-    if args.workers < 1:
-        raise SystemExit(f"--workers must be at least 1, got {args.workers}")
-    parameters = {k: parse_value(v) for k, v in args.parameter}
-    if args.target.suffix == ".json":
-        if args.preset or args.only or parameters:
-            raise SystemExit("--preset, --only and -p are for a notebook; a JSON config is trained as it is")
-        config = checkpoints.load_json(args.target, advice="Give the path of a training config (JSON).")
-        configs = {args.target.name: config}
-        device = config.get("device", "auto")
-    else:
-        if not args.preset and args.target.is_file():  # as the runner does: the notebook's own default
-            args.preset = default_preset(args.target)
-            print(f"{args.target}: no --preset given, training its default, {args.preset}", flush=True)
-        configs = notebook_configs(args.target, args.preset, parameters, args.only)
-        device = parameters.get("device", "auto")
-    if args.workers > 1 and distributed.launched():
-        raise SystemExit("--workers is for independent runs in one launch; under torchrun each configuration "
-                         "already uses every process")
-    distributed.start(device)
-    diverged, failed = [], []
-    try:
-        if args.workers > 1:
-            outcomes = pool.train_all(configs, workers=args.workers)
-        else:
-            outcomes = {key: _outcome(cfg) for key, cfg in configs.items()}
-        for key, (kind, value) in outcomes.items():
-            if not distributed.is_main():
-                continue
-            if kind == "summary":
-                print(f"{key}: {json.dumps(value, sort_keys=True)}", flush=True)
-            else:  # the other configurations still trained; the exit status says so
-                (diverged if kind == "diverged" else failed).append(key)
-                print(f"{key}: {value}", file=sys.stderr, flush=True)
-    finally:
-        distributed.stop()
-    if diverged or failed:
-        raise SystemExit("; ".join(f"{what}, the others trained: {', '.join(keys)}"
-                                   for what, keys in (("diverged", diverged), ("failed", failed)) if keys))
-
-
-def _outcome(cfg):
-    """("summary", summary) or ("diverged", the advice): a divergence does not stop the other runs."""
-    try:
-        return "summary", train(cfg)
-    except NonFiniteLossError as e:
-        return "diverged", str(e)
-
-
-if __name__ == "__main__":
     main()

@@ -37,13 +37,13 @@ class Training:
     """The kill-and-resume harness: a config trained by `python -m lstm_nb.train` in subprocesses, each
     with its own LSTM_NB_HOME under `root` and the same hash seed, so that runs can be compared."""
 
-    def __init__(self, root, config):
-        self.root, self.config = Path(root), Path(root) / "config.json"
+    def __init__(self, root, config, env=None):
+        self.root, self.config, self.extra_env = Path(root), Path(root) / "config.json", env or {}
         self.config.write_text(json.dumps(config))
         self.folder_in = Path("run") / config["experiment"] / config["model_name"]
 
     def env(self, home):
-        return {**os.environ, "PYTHONHASHSEED": "0", "LSTM_NB_HOME": str(self.root / home)}
+        return {**os.environ, **self.extra_env, "PYTHONHASHSEED": "0", "LSTM_NB_HOME": str(self.root / home)}
 
     def folder(self, home):
         return self.root / home / self.folder_in

@@ -4,11 +4,6 @@ salesforce/awd-lstm-lm main.py, finetune.py, pointer.py and README)."""
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lstm_nb import data as data_module
-from lstm_nb import models, phases, pointer, presets, train
+from lstm_nb import finished, models, phases, pointer, presets, train
 from lstm_nb.config import ConfigError, make_config
 
 LOSS_KEYS = ["training_loss", "validation_loss", "best_validation_loss", "best_epoch", "phase", "averaged_weights"]
@@ -220,7 +215,7 @@ def test_phases_switch_to_averaging_then_finetune_and_report_both(home):
     # best.pt holds the averaged weights that were validated: re-evaluating it gives that loss
     described = json.loads((folder / "config.json").read_text())
     data = data_module.build(**make_config(described["config"])["data"])
-    model = train.load_model(folder)
+    model = finished.load_model(folder)
     assert train.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
     assert data.streams["test"].shape[1] == 1  # tested with one stream, as the official code does
     assert train.evaluate(model, data, "test", "cpu") == pytest.approx(summary["test_loss"], rel=1e-6)
@@ -228,42 +223,22 @@ def test_phases_switch_to_averaging_then_finetune_and_report_both(home):
     (folder / "best.pt").unlink()
     (folder / "metrics.json").unlink()
     assert train.train(tiny_awd()) == summary
-    model = train.load_model(folder)
+    model = finished.load_model(folder)
     assert train.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
 
 
-def _kill_after(config, env, checkpoint):
-    proc = subprocess.Popen([sys.executable, "-m", "lstm_nb.train", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not checkpoint.exists():
-        assert proc.poll() is None and time.time() < deadline, f"training ended before {checkpoint.name}"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-
-
 def test_sigkill_in_the_averaging_phase_and_in_finetuning_resumes_to_identical_metrics(tmp_path):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(tiny_awd(epochs=6)))
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    straight = {**env, "LSTM_NB_HOME": str(tmp_path / "straight")}
-    done = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=straight, capture_output=True,
-                          text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    expected = tmp_path / "straight" / "run" / "tiny_awd" / "awd"
+    from conftest import Training
+
+    training = Training(tmp_path, tiny_awd(epochs=6))
+    training.run("straight")
+    expected, folder = training.folder("straight"), training.folder("killed")
     summary = json.loads((expected / "metrics.json").read_text())
     switch, total = summary["switched_to_asgd_after_epoch"], summary["epochs_trained"]
     assert switch is not None and switch + 1 < 6 and total >= 8, summary
-
-    killed = {**env, "LSTM_NB_HOME": str(tmp_path / "killed")}
-    folder = tmp_path / "killed" / "run" / "tiny_awd" / "awd"
-    _kill_after(config, killed, folder / f"checkpoint_epoch_{switch + 1}.pt")  # killed while averaging
-    _kill_after(config, killed, folder / "checkpoint_epoch_7.pt")  # killed in fine-tuning's second epoch
-    resumed = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed, capture_output=True,
-                             text=True, check=False)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stdout
+    training.kill_after("killed", f"checkpoint_epoch_{switch + 1}.pt")  # killed while averaging
+    training.kill_after("killed", "checkpoint_epoch_7.pt")  # killed in fine-tuning's second epoch
+    assert "resuming" in training.run("killed").stdout
     for epoch in range(1, total + 1):
         a = json.loads((expected / f"metrics_epoch_{epoch}.json").read_text())
         b = json.loads((folder / f"metrics_epoch_{epoch}.json").read_text())

@@ -16,6 +16,8 @@ def test_overlapping_models_stay_visible_on_whole_epochs_with_units(home):
         assert (a.get_linestyle(), a.get_marker()) != (b.get_linestyle(), b.get_marker())
         assert all(float(t).is_integer() for t in ax.get_xticks())
         assert ax.get_ylabel() == "bits per character" and ax.get_xlabel() == "epoch"
+        assert b.get_label() == "nn.LSTM, identical to lstm"  # drawn under it, and said so
+    assert fig.axes[-1].get_legend() is not None and fig.axes[0].get_legend() is None  # one legend, beside
     assert fig._suptitle.get_text() == "Brown, characters, cpu preset"
     assert (home / "figures" / "overlap.png").stat().st_size > 1000
     assert plots.axis_label("validation_perplexity") == "perplexity"
@@ -42,3 +44,10 @@ def test_mask_figure_has_a_panel_per_method_with_labelled_axes(home):
     assert fig.axes[0].get_ylabel() == "example in the batch"
     assert all(ax.get_xlabel() == "time steps 1–5 of each unit" for ax in fig.axes)
     assert (home / "figures" / "masks.png").stat().st_size > 1000
+
+
+def test_ablation_bars_share_one_scale_and_carry_a_colour_key(home):
+    changes = pd.DataFrame({"validation": [5.0, -2.0], "test": [30.0, 1.0]}, index=["weight drop", "AR/TAR"])
+    fig = plots.plot_ablation(changes, title="ablation", name="ablation")
+    assert fig.axes[0].get_xlim() == fig.axes[1].get_xlim()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["worse without it (it helps)", "better without it"]

@@ -5,6 +5,7 @@ configuration is refused before anything is written, and every JSON file is vali
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 import pytest
 import torch
 
-from lstm_nb import checkpoints, objectives, plots, train
+from lstm_nb import checkpoints, finished, objectives, plots, train
 from lstm_nb.config import ConfigError
 
 
@@ -139,13 +140,13 @@ def test_a_lost_best_model_is_rebuilt_from_the_best_epochs_checkpoint(home, dama
 def test_a_damaged_best_model_of_a_finished_run_says_what_to_do_and_that_works(home):
     train.train(tiny(epochs=2))
     folder = folder_of(home)
-    reference = train.load_model(folder).state_dict()
+    reference = finished.load_model(folder).state_dict()
     (folder / "best.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(checkpoints.CheckpointError, match=r"best.pt .*damaged. Delete it, then run the same training"):
-        train.load_model(folder)
+        finished.load_model(folder)
     (folder / "best.pt").unlink()
     train.train(tiny(epochs=2))
-    rebuilt = train.load_model(folder).state_dict()
+    rebuilt = finished.load_model(folder).state_dict()
     assert all(torch.equal(reference[k], rebuilt[k]) for k in reference)
 
 
@@ -281,10 +282,10 @@ def test_a_long_load_error_is_cut_at_a_word_boundary(tmp_path, monkeypatch):
 def test_a_damaged_best_model_of_a_finished_run_is_rebuilt_by_running_it_again(home):
     train.train(tiny(epochs=2))
     folder = folder_of(home)
-    reference = train.load_model(folder).state_dict()
+    reference = finished.load_model(folder).state_dict()
     (folder / "best.pt").write_bytes(b"not a checkpoint")
     train.train(tiny(epochs=2))  # the finished-run check finds it unreadable and rebuilds it
-    rebuilt = train.load_model(folder).state_dict()
+    rebuilt = finished.load_model(folder).state_dict()
     assert all(torch.equal(reference[k], rebuilt[k]) for k in reference)
 
 
@@ -297,3 +298,15 @@ def test_tensorboard_gets_every_number_of_the_metrics_file(home):
     numbers = {k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     assert set(scalars) == numbers - {"epoch"}
     assert {"training_loss", "validation_perplexity", "learning_rate", "epoch_duration"} <= set(scalars)
+
+
+def test_the_run_folder_file_names_are_spelled_in_one_module():
+    """`lstm_nb.checkpoints` alone names a run folder's files; every other module and notebook asks it."""
+    from conftest import REPO
+
+    spelled = re.compile(r"config\.json|metrics\.json|best\.pt|metrics_epoch_|checkpoint_epoch_|_chosen\.json|"
+                         r"(dynamic_eval|mc_dropout|pointer)\.json|\.lock-holder")
+    sources = [p for p in (REPO / "lstm_nb").rglob("*.py") if p.name != "checkpoints.py"]
+    sources += sorted((REPO / "notebooks").glob("*.ipynb"))
+    found = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in sources for m in spelled.finditer(p.read_text())]
+    assert not found, found

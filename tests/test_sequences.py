@@ -1,22 +1,16 @@
-"""The sequence tasks (copy, adding, pixel MNIST, CIFAR-10), their objectives, the WikiText-103 and
-CIFAR-10 loaders on fixtures written in the real formats, the sequence model, and an exact resume of
-a classification run after SIGKILL."""
+"""The sequence tasks (copy in both layouts, adding, pixel MNIST), their options, the sequence model,
+memory runs' updates to solve, and exact resumes after SIGKILL."""
 
-import io
 import json
-import math
-import pickle
 import subprocess
 import sys
-import tarfile
-import zipfile
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lstm_nb import cells, corpora, data, gates, models, objectives, sequences, train
+from lstm_nb import data, finished, models, sequences, train
 from lstm_nb.config import ConfigError, make_config
 
 
@@ -54,17 +48,6 @@ def test_cued_copy_sequences_put_the_cue_on_every_recall_step_and_score_only_tho
         sequences.copy_memory(2, delay, np.random.default_rng(0), layout="hippo")
 
 
-@pytest.mark.parametrize("corpus, layout", [("copy", "arjovsky"), ("copy", "cued"), ("adding", "arjovsky")])
-def test_the_memoryless_baseline_measured_by_the_objective_equals_its_formula(corpus, layout):
-    batches = data.build(corpus, 16, eval_batch_size=500, length=40, examples=[16, 16, 20_000], copy_layout=layout)
-    measured = data.memoryless_baseline(batches)
-    if corpus == "copy":
-        assert measured["test_loss"] == pytest.approx(sequences.copy_baseline(40, layout), rel=1e-5)
-        assert measured["test_baseline_fraction"] == pytest.approx(1.0, rel=1e-5)
-    else:  # 1/6 on average: here within sampling error
-        assert measured["test_mse"] == pytest.approx(sequences.ADDING_BASELINE, rel=0.03)
-
-
 def test_a_redrawn_training_set_is_new_each_epoch_the_same_on_every_call_and_leaves_evaluation_fixed():
     def build(seed=3):
         return data.build("adding", 4, eval_batch_size=4, length=10, examples=[8, 8, 8], seed=seed, redraw_train=True)
@@ -82,23 +65,6 @@ def test_a_redrawn_training_set_is_new_each_epoch_the_same_on_every_call_and_lea
         make_config({"data": {"corpus": "ptb", "redraw_train": True}})
     with pytest.raises(ConfigError, match="data.copy_layout"):
         make_config({"data": {"corpus": "adding", "length": 5, "copy_layout": "cued"}})
-
-
-def test_the_memoryless_answer_scores_the_stated_baseline():
-    """Blank with certainty until the recall, then uniform over the 8 data symbols: the best answer
-    that ignores the input, scored by the task's own objective on a generated batch."""
-    delay = 30
-    batches = data.build("copy", batch_size=16, eval_batch_size=16, length=delay, examples=[16, 16, 16])
-    _, y = next(batches.batches("test"))
-    steps, batch = y.shape
-    log_probs = torch.full((steps, batch, sequences.COPY_SYMBOLS), -math.inf)
-    log_probs[:-10, :, 0] = 0.0
-    log_probs[-10:, :, 1:9] = -math.log(8)
-    stats = batches.objective.statistics(log_probs, y)
-    means = {name: total / count for name, (total, count) in stats.items()}
-    assert means["loss"] == pytest.approx(sequences.copy_baseline(delay), abs=1e-6)
-    assert sequences.copy_baseline(delay) == pytest.approx(10 * math.log(8) / (delay + 20))
-    assert means["recall_loss"] == pytest.approx(math.log(8), abs=1e-6)
 
 
 def test_adding_has_one_marker_in_each_half_and_the_target_is_their_sum():
@@ -154,106 +120,6 @@ def test_permuted_mnist_uses_one_permutation_for_every_image_split_and_run(data_
             for row, label in zip(seen, labels):  # find each image by its pixels, whatever the shuffle
                 matches = (permuted == row).all(1).nonzero()
                 assert len(matches) >= 1 and raw[split][1][matches[0].item()] == label
-
-
-def _cifar_fixture(folder, images_per_batch=3):
-    """A CIFAR-10 python archive in the official layout (pickled dicts of b"data" rows: 1024 red, 1024
-    green, 1024 blue values, row by row; b"labels"), with known pixel values."""
-    rng = np.random.default_rng(5)
-    folder.mkdir(parents=True, exist_ok=True)
-    archive, batches = folder / "cifar-10-python.tar.gz", {}
-    with tarfile.open(archive, "w:gz") as tar:
-        for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
-            entry = {b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=np.uint8),
-                     b"labels": rng.integers(0, 10, images_per_batch).tolist(), b"batch_label": name.encode()}
-            batches[name] = entry
-            payload = pickle.dumps(entry)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    return archive, batches
-
-
-def _pin(monkeypatch, name, archive):
-    spec = corpora.CORPORA[name]
-    monkeypatch.setitem(corpora.CORPORA, name, corpora.CorpusFiles(
-        spec.title, spec.folder, {archive.name: corpora.sha256_file(archive)}, spec.url))
-
-
-def test_cifar10_reader_reads_the_official_format(tmp_path, monkeypatch, home):
-    archive, written = _cifar_fixture(tmp_path / "corpora" / "cifar-10")
-    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
-    _pin(monkeypatch, "cifar-10", archive)
-    splits = sequences.pixel_cifar10(valid_images=2)
-    assert [len(splits[s][0]) for s in ("train", "valid", "test")] == [13, 2, 3]
-    first = written["data_batch_1"][b"data"][0]
-    assert (splits["train"][0][0] == np.stack([first[:1024], first[1024:2048], first[2048:]], 1)).all()
-    batches = data.build("cifar-10", batch_size=3, eval_batch_size=3)
-    x, labels = next(batches.batches("test"))
-    assert x.shape == (1024, 3, 3)
-    assert torch.equal(x[0, 0], torch.tensor(written["test_batch"][b"data"][0][[0, 1024, 2048]]).float() / 255)
-    assert labels.tolist() == written["test_batch"][b"labels"]
-
-
-def test_cifar10_with_a_wrong_checksum_is_refused(tmp_path, monkeypatch, home):
-    _cifar_fixture(tmp_path / "corpora" / "cifar-10")  # not the real archive: the real pin must refuse it
-    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
-    with pytest.raises(corpora.CorpusError, match="cifar-10-python.tar.gz does not match its sha256"):
-        sequences.pixel_cifar10()
-
-
-def _wikitext103_fixture(folder):
-    folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / "wikitext-103-v1.zip"
-    text = {"train": " = Valkyria = \n the game began <unk> \n", "valid": " the game \n", "test": " = began = \n"}
-    with zipfile.ZipFile(archive, "w") as z:
-        for split, body in text.items():
-            z.writestr(f"wikitext-103/wiki.{split}.tokens", body)
-    return archive
-
-
-def test_wikitext103_reader_reads_its_zip_and_refuses_a_wrong_checksum(tmp_path, monkeypatch, home):
-    archive = _wikitext103_fixture(tmp_path / "corpora" / "wikitext-103")
-    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
-    with pytest.raises(corpora.CorpusError, match="wikitext-103-v1.zip does not match its sha256"):
-        data.load_token_corpus("wikitext-103")
-    _pin(monkeypatch, "wikitext-103", archive)
-    vocab, splits = data.load_token_corpus("wikitext-103")
-    assert vocab.decode(splits["train"].tolist()) == ["=", "Valkyria", "=", "<eos>", "the", "game", "began", "<unk>", "<eos>"]
-    assert vocab.decode(splits["test"].tolist()) == ["=", "began", "=", "<eos>"]
-    assert len(vocab) == 7
-
-
-@pytest.mark.parametrize("name, files", [("cifar-10", "cifar-10-python.tar.gz"),
-                                         ("wikitext-103", "wikitext-103-v1.zip"),
-                                         ("mnist", "train-images-idx3-ubyte")])
-def test_offline_the_loaders_name_the_files_and_the_folder(name, files, tmp_path, monkeypatch, home):
-    spec = corpora.CORPORA[name]
-    monkeypatch.setitem(corpora.CORPORA, name, corpora.CorpusFiles(
-        spec.title, spec.folder, spec.sha256, "http://127.0.0.1:9/", gzipped=spec.gzipped))  # refused, as offline
-    monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "nothing-here"))
-    with pytest.raises(corpora.CorpusError) as e:
-        corpora.corpus_path(name)
-    message = str(e.value)
-    assert files in message and f"Put the files into {home / 'data' / spec.folder}" in message
-    assert str(tmp_path / "nothing-here" / spec.folder) in message and "Connection refused" in message
-    assert not (home / "data").exists()  # no empty folder left behind
-
-
-def test_objectives_equal_a_direct_computation():
-    torch.manual_seed(0)
-    logits, labels = torch.randn(6, 10), torch.randint(0, 10, (6,))
-    stats = objectives.Classification().statistics(logits, labels)
-    assert stats["loss"][0] == pytest.approx(-torch.log_softmax(logits, -1)[range(6), labels].sum().item(), rel=1e-6)
-    assert stats["accuracy"] == ((logits.argmax(1) == labels).sum().item(), 6)
-    values, target = torch.randn(5, 1), torch.randn(5)
-    assert objectives.Regression().loss(values, target).item() == pytest.approx(((values[:, 0] - target) ** 2).mean().item())
-    steps = torch.randn(25, 3, 10)
-    wanted = torch.randint(0, 10, (25, 3))
-    copy = objectives.CopyRecall().statistics(steps, wanted)
-    assert copy["accuracy"] == ((steps[-10:].argmax(-1) == wanted[-10:]).sum().item(), 30)
-    assert copy["recall_loss"][0] == pytest.approx(
-        F.cross_entropy(steps[-10:].reshape(-1, 10), wanted[-10:].reshape(-1), reduction="sum").item(), rel=1e-6)
 
 
 def test_the_sequence_model_reads_the_last_step_or_every_step():
@@ -356,34 +222,8 @@ def test_a_sequence_run_reports_its_task_metrics(home):
         assert key in summary
     described = json.loads((home / "run" / "tiny_copy" / "lstm" / "config.json").read_text())
     assert described["model_inputs"] == {"input_size": 10, "output_size": 10, "per_step": True, "one_hot": True}
-    model = train.load_model(home / "run" / "tiny_copy" / "lstm")
+    model = finished.load_model(home / "run" / "tiny_copy" / "lstm")
     batches = data.build(**make_config(described["config"])["data"])
     assert train.evaluation(model, batches, "test", "cpu")["accuracy"] == pytest.approx(summary["test_accuracy"])
 
 
-@pytest.mark.parametrize("cell", ["lstm", "nn.LSTM", "u_lstm", "chrono_lstm"])
-def test_the_effective_forget_gate_of_an_lstm_is_sigma_of_its_forget_preactivation(cell):
-    torch.manual_seed(0)
-    layer = cells.build(cell, 3, 5, **({"t_max": 40} if cell == "chrono_lstm" else {}))
-    x = torch.randn(4, 2, 3)
-    h, _ = layer(x)
-    previous = torch.cat([torch.zeros(1, 2, 5), h[:-1]])
-    z = x @ layer.weight_ih_l0.T + layer.bias_ih_l0 + previous @ layer.weight_hh_l0.T + layer.bias_hh_l0
-    expected = torch.sigmoid(z[..., 5:10]).reshape(-1, 5)
-    assert torch.allclose(gates.effective_forget_gates(layer, x), expected, atol=1e-6)
-    at_rest = gates.effective_forget_gates(layer, batch=3)
-    assert torch.allclose(at_rest, torch.sigmoid(layer.bias_ih_l0 + layer.bias_hh_l0)[5:10].expand(3, 5), atol=1e-6)
-
-
-def test_the_effective_forget_gate_of_a_ur_lstm_is_the_refined_gate():
-    torch.manual_seed(0)
-    layer = cells.build("ur_lstm", 3, 5)
-    x = torch.randn(4, 2, 3)
-    h, _ = layer(x)
-    previous = torch.cat([torch.zeros(1, 2, 5), h[:-1]])
-    z = x @ layer.weight_ih_l0.T + layer.bias_ih_l0 + previous @ layer.weight_hh_l0.T + layer.bias_hh_l0
-    b_f = layer.ur_bias_l0
-    r, f = torch.sigmoid(z[..., :5] - b_f), torch.sigmoid(z[..., 5:10] + b_f)
-    g = r * (1 - (1 - f) ** 2) + (1 - r) * f ** 2  # Gu et al. (2020), eq. of the refine gate
-    assert torch.allclose(gates.effective_forget_gates(layer, x), g.reshape(-1, 5), atol=1e-6)
-    assert torch.allclose(gates.timescales(torch.tensor([0.0, 0.5, 0.99])), torch.tensor([1.0, 2.0, 100.0]))

@@ -2,17 +2,12 @@
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pandas as pd
 import pytest
 import torch
 
-from lstm_nb import checkpoints, gemm, models, plots, train
+from lstm_nb import checkpoints, cli, gemm, models, plots, train
 from lstm_nb.config import ConfigError, make_config
 
 METRIC_KEYS = {"epoch", "training_epochs", "best_epoch", "training_loss", "validation_loss",
@@ -67,42 +62,24 @@ def test_best_checkpoint_holds_the_best_epoch(home):
     assert best["epoch"] == metrics["best_epoch"]
 
 
-def _start(config_path, env):
-    return subprocess.Popen([sys.executable, "-m", "lstm_nb.train", str(config_path)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 @pytest.mark.parametrize("backend", ["torch", pytest.param("onednn", marks=pytest.mark.skipif(
     not gemm.onednn_available(), reason="this torch build has no oneDNN linear"))])
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, backend):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(tiny_ptb(epochs=4, data={"corpus": "ptb", "batch_size": 8, "bptt": 20,
-                                                          "fraction": 0.05})))
-    base_env = {**os.environ, "PYTHONHASHSEED": "0", gemm.ENV: backend}  # each matrix-product backend
-    # uninterrupted
-    straight = {**base_env, "LSTM_NB_HOME": str(tmp_path / "straight")}
-    assert subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=straight,
-                          capture_output=True, check=False).returncode == 0
-    # killed with SIGKILL while training epoch 2, then run again
-    killed = {**base_env, "LSTM_NB_HOME": str(tmp_path / "killed")}
-    folder = tmp_path / "killed" / "run" / "tiny" / "lstm"
-    proc = _start(config, killed)
-    deadline = time.time() + 300
-    while not (folder / "checkpoint_epoch_1.pt").exists():
-        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    from conftest import Training
+
+    training = Training(tmp_path, tiny_ptb(epochs=4, data={"corpus": "ptb", "batch_size": 8, "bptt": 20,
+                                                           "fraction": 0.05}),
+                        env={gemm.ENV: backend})  # each matrix-product backend
+    training.run("straight")
+    training.kill_after("killed", "checkpoint_epoch_1.pt")  # killed while training epoch 2, then run again
+    expected, folder = training.folder("straight"), training.folder("killed")
     assert not (folder / "metrics_epoch_4.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "lstm_nb.train", str(config)], env=killed,
-                             capture_output=True, text=True, check=False)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stdout
+    assert "resuming" in training.run("killed").stdout
     for epoch in range(1, 5):
-        a = json.loads((tmp_path / "straight/run/tiny/lstm" / f"metrics_epoch_{epoch}.json").read_text())
+        a = json.loads((expected / f"metrics_epoch_{epoch}.json").read_text())
         b = json.loads((folder / f"metrics_epoch_{epoch}.json").read_text())
         assert {k: a[k] for k in LOSS_KEYS} == {k: b[k] for k in LOSS_KEYS}, f"epoch {epoch}"
-    a = json.loads((tmp_path / "straight/run/tiny/lstm/metrics.json").read_text())
+    a = json.loads((expected / "metrics.json").read_text())
     b = json.loads((folder / "metrics.json").read_text())
     assert a["test_loss"] == b["test_loss"]
     assert json.loads((folder / "config.json").read_text())["gemm"]["backend"] == backend
@@ -159,7 +136,7 @@ def test_the_command_line_trains_the_others_past_a_diverged_run_and_exits_non_ze
     monkeypatch.setattr(train, "train_epoch", poisoned)
     notebook = REPO / "notebooks" / "dropout_layernorm.ipynb"
     with pytest.raises(SystemExit, match="diverged, the others trained: dropout_layernorm-ptb-smoke/moon-seed1"):
-        train.main([str(notebook), "--preset", "smoke", "--only", "moon", "semeniuta"])
+        cli.main([str(notebook), "--preset", "smoke", "--only", "moon", "semeniuta"])
     assert "moon-seed1: the training loss became nan" in capsys.readouterr().err
     assert (home / "run" / "dropout_layernorm-ptb-smoke" / "semeniuta-seed1" / "metrics.json").exists()
 

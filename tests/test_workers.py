@@ -6,7 +6,7 @@ import pytest
 import torch
 from test_train import tiny_ptb
 
-from lstm_nb import train, workers
+from lstm_nb import cli, train, workers
 
 
 def _configs():
@@ -56,8 +56,8 @@ def test_the_command_line_takes_workers(home, capsys):
     from conftest import REPO
 
     with pytest.raises(SystemExit, match="--workers must be at least 1"):
-        train.main([str(REPO / "notebooks" / "mogrifier.ipynb"), "--preset", "smoke", "--workers", "0"])
-    train.main([str(REPO / "notebooks" / "dropout_layernorm.ipynb"), "--preset", "smoke", "--only", "moon",
+        cli.main([str(REPO / "notebooks" / "mogrifier.ipynb"), "--preset", "smoke", "--workers", "0"])
+    cli.main([str(REPO / "notebooks" / "dropout_layernorm.ipynb"), "--preset", "smoke", "--only", "moon",
                 "semeniuta", "--workers", "2"])
     out = capsys.readouterr().out
     assert "dropout_layernorm-ptb-smoke/moon-seed1: {" in out and "dropout_layernorm-ptb-smoke/semeniuta-seed1: {" in out
