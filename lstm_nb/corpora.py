@@ -161,14 +161,14 @@ def _fetch(url, destination):
 def _download(spec, target):
     """Fetch the corpus into `target` (a folder under data/); raise CorpusError when offline, leaving no
     empty data/ folder behind."""
-    created = not target.parent.exists()
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # innermost first
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         _download_into(spec, target)
     except CorpusError:
-        if created:
+        for folder in created:
             with contextlib.suppress(OSError):  # only when empty: another corpus may have arrived meanwhile
-                target.parent.rmdir()
+                folder.rmdir()
         raise
 
 

@@ -54,8 +54,11 @@ def execute(notebook, parameters, output, command):
 def ready(notebook, preset, parameters):
     """None when `notebook`'s kernel may start on `preset`, else why not: a corpus its runs read that is
     neither here nor downloadable (CorpusError's advice), or a run folder another process writes."""
+    from . import presets
     from .cli import notebook_configs
 
+    if notebook.stem not in presets.PRESETS:  # a notebook of the user's own: nothing of ours to check
+        return None
     configs = notebook_configs(notebook, preset, {k: v for k, v in parameters.items() if k != "preset"})
     corpus_names = {{"pmnist": "mnist"}.get(c["data"]["corpus"], c["data"]["corpus"]) for c in configs.values()}
     try:

@@ -212,10 +212,11 @@ def test_a_run_folder_being_written_stops_the_notebook_before_its_kernel(home):
 def test_a_missing_corpus_stops_the_notebook_before_its_kernel(home, tmp_path, monkeypatch):
     from lstm_nb import corpora, run
 
-    spec = corpora.CORPORA["ptb"]
-    monkeypatch.setitem(corpora.CORPORA, "ptb", corpora.CorpusFiles(
-        spec.title, spec.folder, spec.sha256, "http://127.0.0.1:9/"))  # refused, as offline
+    for name in ("ptb", "brown"):  # the corpora the notebook's smoke runs read
+        spec = corpora.CORPORA[name]
+        monkeypatch.setitem(corpora.CORPORA, name, corpora.CorpusFiles(
+            spec.title, spec.folder, spec.sha256, "http://127.0.0.1:9/", gzipped=spec.gzipped))  # refused, as offline
     monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "nothing-here"))
     problem = run.ready(REPO / "notebooks" / "mogrifier.ipynb", "smoke", {})
-    assert "ptb.train.txt" in problem and "Connection refused" in problem
+    assert "was not found" in problem and "Connection refused" in problem
     assert not (home / "data").exists() and not (home / "run").exists()
