@@ -3,9 +3,10 @@
 One file per concern: `cells` (every recurrent layer, by name), `recurrence` (the time loop they run
 on), `data` (corpora and batching), `sequences` (the long-memory and pixel tasks), `objectives` (each
 task's loss and metrics), `models` (the language and sequence models), `config` (a training
-configuration and its validation), `train` (the training loop), `phases` (NT-ASGD, fine-tuning),
-`cli` (the training command line), `finished` (a finished run read back), `runs` (a run folder's
-bookkeeping: checked, resumed, repaired), `checkpoints` (a run folder's files and its lock),
+configuration and its validation), `train` (a run from its configuration, resumed or new), `loop`
+(the epoch loop), `callbacks` (what plugs into it: schedules, early stopping, variable BPTT), `phases`
+(AWD-LSTM's: AR/TAR, NT-ASGD, fine-tuning), `cli` (the training command line), `finished` (a finished
+run read back), `records` (a run folder's bookkeeping: what an epoch writes, checked, resumed, repaired), `checkpoints` (a run folder's files and its lock),
 `distributed` (torchrun / DDP), `errors` (messages that say what to do), `progress` (bars), `plots`,
 `presets` (the notebooks' presets and their claims), `claims` (the one rule that judges a claim over
 seeds), `results` (finished runs and claims read from run/), `workers` (independent runs in parallel

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from . import cells, distributed, models, runs, workers
+from . import cells, distributed, models, records, workers
 from . import data as data_module
 from .config import make_config
 
@@ -32,7 +32,7 @@ def _seconds(step, repeats, device):
 
 def run_seconds(config, steps=3):
     """The projected seconds of one training run of `config`, from `steps` timed steps."""
-    from . import train
+    from . import loop, train
 
     cfg = make_config(config)
     train.seed_everything(cfg["seed"])
@@ -41,13 +41,10 @@ def run_seconds(config, steps=3):
     model = models.from_config(cfg, data.model_inputs).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     windows = itertools.cycle(data.batches("train", 1))  # a tiny split has fewer windows than timed steps
+    callbacks = train.callbacks_for(cfg, data)
 
     def training_step():
-        x, y = next(windows)
-        loss, penalty, _ = train.window_loss(model, data, x, y, None, device, cfg["ar"], cfg["tar"])
-        optimizer.zero_grad()
-        (loss + penalty).backward()
-        optimizer.step()
+        loop.training_step(model, data, optimizer, *next(windows), None, cfg, device, callbacks)
 
     x, y = next(iter(data.batches("valid")))
 
@@ -74,7 +71,7 @@ def projected(configs, workers_count=1, run_root=None, steps=3):
     try:
         for key, config in configs.items():
             cfg = make_config(config)
-            if runs.finished_summary(runs.run_folder(cfg, run_root), cfg) is not None:
+            if records.finished_summary(records.run_folder(cfg, run_root), cfg) is not None:
                 continue
             signature = json.dumps({k: v for k, v in cfg.items() if k not in ("seed", "model_name")}, sort_keys=True)
             if signature not in measured:

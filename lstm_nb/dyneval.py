@@ -23,9 +23,9 @@ import torch
 
 from . import checkpoints
 from .finished import load_run
+from .loop import evaluate, window_loss
 from .objectives import loss_metrics
-from .runs import cached
-from .train import evaluate, window_loss
+from .records import cached
 
 RULES = ("rms", "sgd")
 
@@ -40,7 +40,7 @@ def gradient_mean_square(model, data, device, train_batches):
     for x, y in data.batches("train"):
         if n == train_batches:
             break
-        loss, _, state = window_loss(model, data, x, y, state, device)
+        loss, state, _ = window_loss(model, data, x, y, state, device)
         grads = torch.autograd.grad(loss, params)
         for acc, g in zip(ms, grads):
             acc += g * g
@@ -50,7 +50,7 @@ def gradient_mean_square(model, data, device, train_batches):
 
 def dynamic_evaluate(model, data, split, device, lr, decay, rule="rms", segment_length=None, eps=1e-3,
                      train_batches=100, mean_square=None):
-    """Mean NLL per token of `split` under dynamic evaluation (token-weighted, like `train.evaluate`).
+    """Mean NLL per token of `split` under dynamic evaluation (token-weighted, like `loop.evaluate`).
 
     segment_length: tokens per adaptation step (default: the data's bptt); the split's streams are
     the data's evaluation batch (batch 1 is the paper's setting: one stream, no mixing of texts).
@@ -76,7 +76,7 @@ def dynamic_evaluate(model, data, split, device, lr, decay, rule="rms", segment_
     model.eval()  # dropout off; the weights still get gradients
     state, total, count = None, 0.0, 0
     for x, y in data.batches(split, bptt=segment_length):
-        loss, _, state = window_loss(model, data, x, y, state, device)
+        loss, state, _ = window_loss(model, data, x, y, state, device)
         total += loss.item() * y.numel()  # scored before the weights see this segment
         count += y.numel()
         grads = torch.autograd.grad(loss, params)

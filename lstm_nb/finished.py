@@ -3,7 +3,7 @@ its data as configured. `dyneval`, `mc_dropout`, `pointer` and the notebooks eva
 
 from pathlib import Path
 
-from . import checkpoints, distributed, models, runs
+from . import checkpoints, distributed, models, records
 from . import data as data_module
 from .config import make_config
 
@@ -11,7 +11,7 @@ from .config import make_config
 def load_model(folder, which=checkpoints.BEST, device="cpu"):
     """The trained model of a run folder (`which` of its checkpoints), rebuilt from its recorded configuration."""
     folder = Path(folder)
-    described = runs.read_config(folder)
+    described = records.read_config(folder)
     model = models.from_config(described["config"], described.get("model_inputs") or {"vocab_size": described["vocab_size"]})
     try:
         state = checkpoints.load(folder / which, map_location=device)["model"]
@@ -31,6 +31,6 @@ def load_run(folder, device="auto", loaded=None):
     loaded = {} if loaded is None else loaded
     if "model" not in loaded:
         loaded["device"] = distributed.device(device)
-        loaded["data"] = data_module.build(**make_config(runs.read_config(folder)["config"])["data"])
+        loaded["data"] = data_module.build(**make_config(records.read_config(folder)["config"])["data"])
         loaded["model"] = load_model(folder, device=loaded["device"])
     return loaded["data"], loaded["model"], loaded["device"]

@@ -77,7 +77,7 @@ def check_smoke_epochs(device):
 
 def check_bfloat16(device):
     """(relative difference of the loss, of the gradient norm) of a small LM under bfloat16 autocast."""
-    from . import train
+    from . import loop
 
     torch.manual_seed(0)
     model = models.build(200, embedding_size=32, hidden_size=32, num_layers=2, tie_weights=True).to(device)
@@ -85,7 +85,7 @@ def check_bfloat16(device):
     results = []
     for precision in ("float32", "bfloat16"):
         model.zero_grad()
-        with train.autocast(precision, device):
+        with loop.autocast(precision, device):
             logits, _ = model(tokens[:-1])
             loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, 200), tokens[1:].reshape(-1))
         loss.backward()

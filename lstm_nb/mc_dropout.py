@@ -15,7 +15,7 @@ copied into that many batch columns, each column with its own masks and its own 
 `samples` = passes × columns. `curve=True` also returns the estimate after every k samples, which shows
 how the estimate depends on K (by Jensen's inequality a small K overstates the loss on average).
 
-Deterministic evaluation (`train.evaluate`, dropout off) stays the default everywhere; this is an
+Deterministic evaluation (`loop.evaluate`, dropout off) stays the default everywhere; this is an
 option, cached in the run folder like dynamic evaluation:
 
     result = lstm_nb.mc_dropout.tune_and_test("run/…/gal_lstm", multipliers=[0.6, 0.8, 1.0], samples=50)
@@ -36,7 +36,7 @@ from . import checkpoints
 from .cells.dropout import ZoneoutLSTM
 from .finished import load_run
 from .objectives import loss_metrics
-from .runs import cached
+from .records import cached
 
 RATES = ("dropout", "input_dropout", "inter_layer_dropout", "embedding_dropout", "recurrent_dropout", "weight_drop",
          "state_dropout")

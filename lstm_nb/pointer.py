@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .finished import load_run
 from .objectives import loss_metrics
-from .runs import cached
+from .records import cached
 
 
 @torch.no_grad()

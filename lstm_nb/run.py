@@ -19,7 +19,7 @@ from pathlib import Path
 
 import filelock
 
-from . import checkpoints, corpora, paths, runs
+from . import checkpoints, corpora, paths, records
 from .config import make_config
 from .extras import require
 from .parameters import check_parameters, default_preset, parse_value
@@ -67,7 +67,7 @@ def ready(notebook, preset, parameters):
     except corpora.CorpusError as e:
         return str(e)
     for key, cfg in configs.items():
-        writer = checkpoints.writer_of(runs.run_folder(make_config(cfg)))
+        writer = checkpoints.writer_of(records.run_folder(make_config(cfg)))
         if writer:
             return (f"its run {key} is being written by {writer}; run the notebook when that has finished (it "
                     "then reads the run back), or stop it")

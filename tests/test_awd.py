@@ -4,6 +4,7 @@ salesforce/awd-lstm-lm main.py, finetune.py, pointer.py and README)."""
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from lstm_nb import data as data_module
-from lstm_nb import finished, models, phases, pointer, presets, train
+from lstm_nb import finished, loop, models, phases, pointer, presets, train
 from lstm_nb.config import ConfigError, make_config
 
 LOSS_KEYS = ["training_loss", "validation_loss", "best_validation_loss", "best_epoch", "phase", "averaged_weights"]
@@ -44,12 +45,19 @@ def test_ar_tar_add_the_hand_computed_penalty_with_gradient():
     params = [p for p in model.parameters()]
 
     torch.manual_seed(1)
-    loss, penalty, _ = train.window_loss(model, data, x, y, None, "cpu", ar=2.0, tar=1.0)
+    loss, _, outputs = loop.window_loss(model, data, x, y, None, "cpu", outputs=True)
+    step = loop.Step(x, y, None, data, loss=loss, outputs=outputs)
+    phases.ActivationRegularization(2.0, 1.0).after_loss(step)  # the callback the loop calls
+    penalty = step.penalty
     with_reg = torch.autograd.grad(loss + penalty, params)
     torch.manual_seed(1)  # the same dropout masks
-    plain_loss, zero, _ = train.window_loss(model, data, x, y, None, "cpu")
+    plain_loss, _, no_outputs = loop.window_loss(model, data, x, y, None, "cpu")
     plain = torch.autograd.grad(plain_loss, params)
-    assert zero == 0.0 and torch.equal(loss, plain_loss)
+    assert no_outputs is None and torch.equal(loss, plain_loss)
+    # without AR and TAR in the configuration, the loop gets no such callback
+    assert not any(isinstance(c, phases.ActivationRegularization) for c in train.callbacks_for(make_config({}), data))
+    assert any(isinstance(c, phases.ActivationRegularization)
+               for c in train.callbacks_for(make_config({"ar": 2.0, "tar": 1.0}), data))
 
     # the penalty by hand: sums over every step, example and unit, divided by their number
     torch.manual_seed(1)
@@ -131,7 +139,7 @@ def test_learning_rate_is_rescaled_by_the_window_length_and_restored(rule):
     model = tiny_model()
     optimizer = RecordingSGD(model.parameters(), lr=30.0)
     cfg = make_config({"ar": 2.0, "tar": 1.0})
-    train.train_epoch(model, data, optimizer, cfg, 1, "cpu")
+    loop.train_epoch(model, data, optimizer, cfg, 1, "cpu", callbacks=train.callbacks_for(cfg, data))
     lengths = [len(x) for x, _ in data.batches("train", 1)]
     drawn = main_py_lengths(data.seed, 1, 20, 10 ** 6)[:len(lengths)]  # the same draws, the stream unclipped
     assert lengths[:-1] == drawn[:-1] and lengths[-1] < drawn[-1]  # only the last window is clipped
@@ -151,19 +159,25 @@ def test_nonmono_trigger_fires_exactly_when_main_py_would():
     # k=6: 3.05 > 5.0 no; k=7: 2.9 > min(5, 4) no; k=8: 3.01 > min(5, 4, 3) = 3.0 yes
     fired = [phases.nonmono_triggered(losses[:k], losses[k], 5) for k in range(len(losses))]
     assert fired == [False] * 8 + [True, False]
-    # the loop's bookkeeping: the switch after epoch 9, once; the logs stop growing after it
-    cfg = make_config({"optimizer": {"name": "SGD", "lr": 30.0}, "nt_asgd": {"nonmono": 5}})
-    progress = phases.initial_progress()
-    decisions = [phases.after_validation(cfg, progress, epoch, loss) for epoch, loss in enumerate(losses, 1)]
-    assert decisions == [None] * 8 + ["switch", None]
-    assert progress["switched_after_epoch"] == 9 and progress["logs"] == losses[:9]
-    # fine-tuning stops on the same rule
-    cfg = make_config({"optimizer": {"name": "SGD", "lr": 30.0}, "finetune": {"epochs": 50, "nonmono": 5}})
-    progress = {**phases.initial_progress(), "phase": "finetune", "epoch": 0,
-                "finetune": {"start_epoch": 0, "stopped": False}}
+    # the callback's bookkeeping: the switch after epoch 9, once; the logs stop growing after it
+    nt_asgd = phases.NTASGD(5, {"name": "SGD", "lr": 30.0})
+    run = SimpleNamespace(state=loop.LoopState({}), model=torch.nn.Linear(2, 1), optimizer=None)
+    switched = []
     for epoch, loss in enumerate(losses, 1):
-        phases.after_validation(cfg, progress, epoch, loss)
-        if progress["finetune"]["stopped"]:
+        run.state.epoch, run.validation, run.notes = epoch, {"loss": loss}, []
+        nt_asgd.after_validation(run)
+        switched.append(run.notes == ["switching to ASGD"])
+    assert switched == [False] * 8 + [True, False]
+    assert nt_asgd.state.switched_after_epoch == 9 and nt_asgd.state.logs == losses[:9]
+    assert isinstance(run.optimizer, torch.optim.ASGD)
+    # fine-tuning stops on the same rule
+    finetune = phases.FineTune(50, 5, {"name": "SGD", "lr": 30.0})
+    finetune.state = phases.FineTuneState(start_epoch=0)
+    run.state.phase = "finetune"
+    for epoch, loss in enumerate(losses, 1):
+        run.state.epoch, run.validation = epoch, {"loss": loss}
+        finetune.after_validation(run)
+        if finetune.phase_over(run):
             break
     assert epoch == 9
 
@@ -216,15 +230,15 @@ def test_phases_switch_to_averaging_then_finetune_and_report_both(home):
     described = json.loads((folder / "config.json").read_text())
     data = data_module.build(**make_config(described["config"])["data"])
     model = finished.load_model(folder)
-    assert train.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
+    assert loop.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
     assert data.streams["test"].shape[1] == 1  # tested with one stream, as the official code does
-    assert train.evaluate(model, data, "test", "cpu") == pytest.approx(summary["test_loss"], rel=1e-6)
+    assert loop.evaluate(model, data, "test", "cpu") == pytest.approx(summary["test_loss"], rel=1e-6)
     # a deleted best.pt is rebuilt from the best epoch's checkpoint: its averaged weights, not the raw ones
     (folder / "best.pt").unlink()
     (folder / "metrics.json").unlink()
     assert train.train(tiny_awd()) == summary
     model = finished.load_model(folder)
-    assert train.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
+    assert loop.evaluate(model, data, "valid", "cpu") == pytest.approx(summary["best_validation_loss"], rel=1e-6)
 
 
 def test_sigkill_in_the_averaging_phase_and_in_finetuning_resumes_to_identical_metrics(tmp_path):
@@ -320,7 +334,7 @@ def test_cache_pointer_equals_a_direct_loop_over_its_equation(segment_length):
 def test_cache_pointer_with_lambda_zero_is_plain_batch_one_evaluation():
     data = stream_data(n=301, vocab=30, test_batch_size=1)
     model = tiny_model()
-    plain = train.evaluate(model, data, "test", "cpu")
+    plain = loop.evaluate(model, data, "test", "cpu")
     assert pointer.cache_loss(model, data.tokens["test"], "cpu", 1.0, 0.0, 20, 10) == pytest.approx(plain, rel=1e-6)
 
 

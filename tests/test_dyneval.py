@@ -6,7 +6,7 @@ import torch
 
 from lstm_nb import dyneval, models
 from lstm_nb.data import StreamBatches, Vocabulary
-from lstm_nb.train import evaluate, train_epoch
+from lstm_nb.loop import evaluate, train_epoch
 
 V = 20
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lstm_nb import mc_dropout, models, results, train
+from lstm_nb import loop, mc_dropout, models, results, train
 from lstm_nb.data import StreamBatches, Vocabulary
 
 V = 30
@@ -59,7 +59,7 @@ def test_multiplier_zero_is_deterministic_evaluation_and_everything_is_restored(
     assert len(rates) >= 5  # the model's four rates and the cells' own are all found
     rng = torch.get_rng_state()
     estimate = mc_dropout.mc_evaluate(model, data, "test", "cpu", samples=3, multiplier=0.0)
-    assert estimate == pytest.approx(train.evaluate(model, data, "test", "cpu"), rel=1e-6)
+    assert estimate == pytest.approx(loop.evaluate(model, data, "test", "cpu"), rel=1e-6)
     assert torch.equal(torch.get_rng_state(), rng) and not model.training
     assert rates == {(name, attr): getattr(m, attr) for name, m in model.named_modules() for attr in mc_dropout.RATES
                      if isinstance(getattr(m, attr, None), float)}

@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 
-from lstm_nb import checkpoints, finished, objectives, plots, train
+from lstm_nb import checkpoints, finished, loop, objectives, plots, train
 from lstm_nb.config import ConfigError
 
 
@@ -151,8 +151,8 @@ def test_a_damaged_best_model_of_a_finished_run_says_what_to_do_and_that_works(h
 
 
 def test_a_best_model_that_cannot_be_rebuilt_says_what_to_do_and_that_works(home, monkeypatch):
-    real_evaluation, validation_losses = train.evaluation, iter([5.0, 6.0] * 2)
-    monkeypatch.setattr(train, "evaluation", lambda model, data, split, *args: (
+    real_evaluation, validation_losses = loop.evaluation, iter([5.0, 6.0] * 2)
+    monkeypatch.setattr(loop, "evaluation", lambda model, data, split, *args: (
         {"loss": next(validation_losses)} if split == "valid" else real_evaluation(model, data, split, *args)))
     summary = train.train(tiny(epochs=2))  # best epoch 1, kept beside the last one
     folder = folder_of(home)
@@ -259,8 +259,8 @@ def test_a_refused_configuration_does_not_block_the_corrected_one(home):
 
 
 def test_divergence_says_what_to_do(home, monkeypatch):
-    monkeypatch.setattr(train, "evaluation", lambda *args: {"loss": math.nan})
-    with pytest.raises(train.NonFiniteLossError, match=r"faults/lstm: the validation loss became nan at epoch 1; "
+    monkeypatch.setattr(loop, "evaluation", lambda *args: {"loss": math.nan})
+    with pytest.raises(loop.NonFiniteLossError, match=r"faults/lstm: the validation loss became nan at epoch 1; "
                                                        r"no epoch had finished.*lower optimizer.lr.*clip.*model_name"):
         train.train(tiny(epochs=1))
 
@@ -290,11 +290,11 @@ def test_a_damaged_best_model_of_a_finished_run_is_rebuilt_by_running_it_again(h
 
 
 def test_tensorboard_gets_every_number_of_the_metrics_file(home):
-    from lstm_nb import runs
+    from lstm_nb import records
 
     train.train(tiny(epochs=1))
     metrics = json.loads((folder_of(home) / "metrics_epoch_1.json").read_text())
-    scalars = runs.tensorboard_scalars(metrics)
+    scalars = records.tensorboard_scalars(metrics)
     numbers = {k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     assert set(scalars) == numbers - {"epoch"}
     assert {"training_loss", "validation_perplexity", "learning_rate", "epoch_duration"} <= set(scalars)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lstm_nb import data, finished, models, sequences, train
+from lstm_nb import data, finished, loop, models, sequences, train
 from lstm_nb.config import ConfigError, make_config
 
 
@@ -224,6 +224,6 @@ def test_a_sequence_run_reports_its_task_metrics(home):
     assert described["model_inputs"] == {"input_size": 10, "output_size": 10, "per_step": True, "one_hot": True}
     model = finished.load_model(home / "run" / "tiny_copy" / "lstm")
     batches = data.build(**make_config(described["config"])["data"])
-    assert train.evaluation(model, batches, "test", "cpu")["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert loop.evaluation(model, batches, "test", "cpu")["accuracy"] == pytest.approx(summary["test_accuracy"])
 
 

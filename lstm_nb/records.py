@@ -1,5 +1,6 @@
-"""A run folder's bookkeeping: how a new process checks it, resumes from it and repairs it. The files
-themselves (their names, atomic writes, the lock) are `checkpoints`; the loop is `train`.
+"""A run folder's bookkeeping: what an epoch writes there, how a new process checks it, resumes from it
+and repairs it. The files themselves (their names, atomic writes, the lock) are `checkpoints`; the
+loop is `loop`.
 
 Under torchrun, what reads or writes files here runs in rank 0 alone (`distributed.on_main`).
 """
@@ -7,6 +8,7 @@ Under torchrun, what reads or writes files here runs in rank 0 alone (`distribut
 import json
 import os
 import platform
+import random
 import shlex
 import subprocess
 import sys
@@ -188,6 +190,24 @@ def resume_state(cfg, folder, data, n_params, device):
             checkpoints.save_json(metrics, path)
             print(f"{name}: rewrote {path.name} from {found[-1].name}")
     return ckpt
+
+
+def rng_state():
+    """Every random stream a run draws from, as an epoch checkpoint saves it."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": [x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    version, keys, *rest = state["python"]
+    random.setstate((version, tuple(keys), *rest))
+    np.random.set_state((state["numpy"][0], np.array(state["numpy"][1], dtype=np.uint32), *state["numpy"][2:]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def copy_state(model):
