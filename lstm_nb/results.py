@@ -139,26 +139,30 @@ def every_claim(run_root=None, scales=("cpu", "paper")):
 
 
 def claims_markdown(table):
-    """The README's results table: one line per claim of `table` (`every_claim`), our effect with its
-    interval beside the paper's, the outcome."""
+    """The README's results: one markdown table per notebook and preset of `table` (`every_claim`), a line
+    per claim with our effect and its interval beside the paper's, and the outcome. A claim of ours, not
+    the paper's, is marked "(ours)"."""
 
     def number(value, digits=2):
         return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
-    header = ("| notebook | preset | claim | source | seeds | reference → variant (means) | effect [95 % interval] "
-              "| paper's effect | outcome |")
-    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
-    for _, r in table.iterrows():
-        means = f"{number(r.get('reference_mean'))} → {number(r.get('variant_mean'))}" if r["seeds"] else "–"
-        if r["seeds"] and r.get("reference_solved") is not None and not pd.isna(r.get("reference_solved")):
-            effect = f"solved {int(r['reference_solved'])} → {int(r['variant_solved'])} of {r['seeds']}"
-        else:
-            effect = f"{number(r.get('effect'))} [{number(r.get('low'))}, {number(r.get('high'))}]" if r["seeds"] else "–"
-        paper = "–" if pd.isna(r.get("paper_effect")) or r.get("paper_effect") is None else f"{r['paper_effect']:+.1%}"
-        outcome = r["outcome"] + ("" if r.get("trusted", True) or r["outcome"] == "not run" else ", anchor missed")
-        lines.append(f"| [{r['notebook']}](notebooks/{r['notebook']}.ipynb) | {r['preset']} | {r['statement']} | "
-                     f"{r['source']} | {r['seeds']} | {means} | {effect} | {paper} | {outcome} |")
-    return "\n".join(lines)
+    sections = []
+    for (notebook, preset), rows in table.groupby(["notebook", "preset"], sort=False):
+        lines = [f"**[{notebook}](notebooks/{notebook}.ipynb)**, `{preset}` preset:", "",
+                 "| claim | seeds | reference → variant (means) | effect [95 %] | paper's effect | outcome |",
+                 "|---|---|---|---|---|---|"]
+        for _, r in rows.iterrows():
+            means = f"{number(r.get('reference_mean'))} → {number(r.get('variant_mean'))}" if r["seeds"] else "–"
+            if r["seeds"] and r.get("reference_solved") is not None and not pd.isna(r.get("reference_solved")):
+                effect = f"solved {int(r['reference_solved'])} → {int(r['variant_solved'])} of {r['seeds']}"
+            else:
+                effect = f"{number(r.get('effect'))} [{number(r.get('low'))}, {number(r.get('high'))}]" if r["seeds"] else "–"
+            paper = "–" if pd.isna(r.get("paper_effect")) or r.get("paper_effect") is None else f"{r['paper_effect']:+.1%}"
+            outcome = r["outcome"] + ("" if r.get("trusted", True) or r["outcome"] == "not run" else ", anchor missed")
+            claim = r["statement"] + (" (ours)" if r["source"] == "ours" else "")
+            lines.append(f"| {claim} | {r['seeds']} | {means} | {effect} | {paper} | {outcome} |")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
 
 
 def main(argv=None):

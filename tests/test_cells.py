@@ -17,6 +17,12 @@ OPTIONS = {"chrono_lstm": {"t_max": 10}, "mogrifier": {"rounds": 3, "rank": 1}, 
 DOUBLE = {"dtype": torch.float64}
 
 
+def draws(*shape, keep):
+    """0/1 draws of probability `keep`, drawn as the cells draw their masks (U < keep, cells.dropout.bernoulli):
+    torch's `bernoulli_` draws the same numbers on some versions only."""
+    return (torch.empty(*shape, **DOUBLE).uniform_() < keep).to(DOUBLE["dtype"])
+
+
 def build(name, input_size=5, hidden_size=4, **options):
     return cells.build(name, input_size, hidden_size, **{**OPTIONS.get(name, {}), **options}).double()
 
@@ -136,7 +142,7 @@ def test_mogrifier_state_dropout_is_one_mask_per_sequence_on_h_before_the_rounds
     torch.manual_seed(1)
     out = mog(x, (h[None], c[None]))[0]
     torch.manual_seed(1)
-    mask = torch.empty(B, 4, **DOUBLE).bernoulli_(1 - p) / (1 - p)
+    mask = draws(B, 4, keep=1 - p) / (1 - p)
     assert len({tuple(row.tolist()) for row in mask}) > 1  # the mask differs across examples
     torch.testing.assert_close(out, mogrifier_by_hand(dict(mog.named_parameters()), x, h, c, 4, None, mask),
                                rtol=0, atol=1e-12)
@@ -327,7 +333,7 @@ def test_gal_masks_per_example_fixed_over_time_and_masking_the_gradient():
     torch.manual_seed(3)
     out, _ = layer(x)
     torch.manual_seed(3)
-    h_mask = torch.empty(4, 5, **DOUBLE).bernoulli_(0.5) / 0.5
+    h_mask = draws(4, 5, keep=0.5) / 0.5
     h, c = torch.zeros(4, 5, **DOUBLE), torch.zeros(4, 5, **DOUBLE)
     P = dict(layer.named_parameters())
     for t in range(7):
@@ -411,7 +417,7 @@ def test_moon_masks_the_carried_cell_with_zero_one_per_sequence_and_scales_the_r
     torch.manual_seed(1)
     out, (_h_n, c_n) = layer(x)
     torch.manual_seed(1)
-    m = torch.empty(3, 4, **DOUBLE).bernoulli_(0.5) / 0.5  # k / (1 − p), drawn as the cell draws it
+    m = draws(3, 4, keep=0.5) / 0.5  # k / (1 − p), drawn as the cell draws it
     keep = (m > 0).double()
     h, c = torch.zeros(3, 4, **DOUBLE), torch.zeros(3, 4, **DOUBLE)
     P = dict(layer.named_parameters())
@@ -455,7 +461,7 @@ def test_semeniuta_masks_only_the_candidate_fresh_each_step():
     torch.manual_seed(1)
     out, _ = layer(x)
     torch.manual_seed(1)
-    masks = torch.empty(5, 3, 4, **DOUBLE).bernoulli_(0.5) / 0.5
+    masks = draws(5, 3, 4, keep=0.5) / 0.5
     assert not torch.equal(masks[0], masks[1])
     h, c = torch.zeros(3, 4, **DOUBLE), torch.zeros(3, 4, **DOUBLE)
     P = dict(layer.named_parameters())

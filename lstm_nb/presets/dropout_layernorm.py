@@ -110,6 +110,17 @@ _ZAREMBA_SMALL = override(_zaremba(200, 20, 20, 13, 4, 0.5, 5.0, test_batch_size
 ANCHOR_ROW = "zaremba_small"
 # Zaremba, Sutskever & Vinyals 2014, Table 1, "non-regularized LSTM" (the small model): validation, test.
 ANCHOR_PUBLISHED = {"validation": 120.7, "test": 114.5}
+# Every published PTB perplexity the notebook sets beside ours (the other methods' papers report none:
+# the notebook says why), with the model size it was measured at.
+PAPERS = [
+    {"row": ANCHOR_ROW, "paper": "Zaremba et al. 2014, small 2×200",
+     "paper validation": ANCHOR_PUBLISHED["validation"], "paper test": ANCHOR_PUBLISHED["test"]},
+    {"row": "zaremba", "paper": "Zaremba et al. 2014, medium 2×650", "paper validation": 86.2, "paper test": 82.7},
+    {"row": "gal_tied", "paper": "Gal & Ghahramani 2016, medium 2×650", "paper validation": 81.8, "paper test": 79.7,
+     "paper MC test": 79.0},
+    {"row": "gal_untied", "paper": "Gal & Ghahramani 2016, medium 2×650", "paper validation": 81.9, "paper test": 79.7,
+     "paper MC test": 78.6},
+]
 
 PRESETS = {
     "smoke": {
