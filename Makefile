@@ -6,7 +6,7 @@ PRESET ?= smoke
 # A package index to install torch from first, e.g. PyTorch's CPU-only one (README, "Which torch you get").
 TORCH_INDEX ?=
 
-.PHONY: run test lint wheel strip-outputs-on-commit
+.PHONY: run test lint wheel strip-outputs-on-commit floor-check
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,3 +36,14 @@ lint: $(VENV)/.installed
 DIST ?= dist
 wheel:
 	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w $(DIST) .
+
+# The core's tests under the oldest versions the package admits (requirements-floor.txt), in a venv of
+# their own: a call to an API newer than a floor fails here. The package is read from this checkout.
+FLOOR_VENV ?= .venv-floor
+FLOOR_TESTS := tests/test_cells.py tests/test_lstm.py tests/test_models.py tests/test_gemm.py tests/test_gates.py \
+	tests/test_objectives.py tests/test_dyneval.py tests/test_claims.py tests/test_install.py
+floor-check:
+	rm -rf $(FLOOR_VENV)
+	python3 -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/pip install -q -r requirements-floor.txt
+	PYTHONPATH=$(CURDIR) $(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FLOOR_TESTS)

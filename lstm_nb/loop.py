@@ -158,7 +158,10 @@ class LoopState:
 
     @classmethod
     def from_progress(cls, progress):
-        return cls(**{f.name: progress[f.name] for f in dataclasses.fields(cls) if f.name in progress})
+        """The state a checkpoint saved; a field it lacks takes its default, except `updates`: a run
+        whose first epochs were not counted stays uncounted (None) rather than counting from here."""
+        saved = {f.name: progress[f.name] for f in dataclasses.fields(cls) if f.name in progress}
+        return cls(**{"updates": None, **saved})
 
 
 @dataclasses.dataclass

@@ -185,3 +185,12 @@ def test_the_language_model_decoder_trains_the_same_on_both_backends():
             results[name] = [logits, *torch.autograd.grad(logits.logsumexp(-1).sum(), list(model.parameters()))]
     for got, want in zip(results["onednn"], results["torch"]):
         assert_same_product(got, want)
+
+
+def test_measuring_the_backends_leaves_the_global_random_stream_alone():
+    # a run's first use of `auto` measures, after its seed is set: its masks must not depend on the cache
+    torch.manual_seed(3)
+    expected = torch.rand(5)
+    torch.manual_seed(3)
+    gemm.measure(repeats=1)
+    assert torch.equal(torch.rand(5), expected)

@@ -221,6 +221,7 @@ def test_a_checkpoint_written_before_the_callbacks_resumes_into_their_states():
     finetune = phases.FineTune(3, 5, {"name": "SGD", "lr": 30.0})
     finetune.load_state(old)
     assert finetune.state == phases.FineTuneState(18, False, {"epoch": 18, "validation_loss": 5.74}, [5.8, 5.75])
+    assert loop.LoopState.from_progress({k: v for k, v in old.items() if k != "updates"}).updates is None
     stopping = callbacks.EarlyStopping(3)
     stopping.load_state({"epoch": 2})  # older still: no "stale"; the default
     assert stopping.state.stale == 0
