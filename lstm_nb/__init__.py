@@ -1,7 +1,7 @@
 """lstm_nb: LSTM variants from the papers as nn.LSTM-compatible modules, and the loop that trains them.
 
 One file per concern: `cells` (every recurrent layer, by name), `recurrence` (the time loop they run
-on), `data` (corpora and batching), `sequences` (the long-memory and pixel tasks), `objectives` (each
+on), `text` (the text corpora read into token ids), `data` (batching), `sequences` (the long-memory and pixel tasks), `objectives` (each
 task's loss and metrics), `models` (the language and sequence models), `config` (a training
 configuration and its validation), `train` (a run from its configuration, resumed or new), `loop`
 (the epoch loop), `callbacks` (what plugs into it: schedules, early stopping, variable BPTT), `phases`

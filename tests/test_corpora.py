@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_nb import corpora, data, sequences
+from lstm_nb import corpora, data, sequences, text
 
 
 def _cifar_fixture(folder, images_per_batch=3):
@@ -73,9 +73,9 @@ def test_wikitext103_reader_reads_its_zip_and_refuses_a_wrong_checksum(tmp_path,
     archive = _wikitext103_fixture(tmp_path / "corpora" / "wikitext-103")
     monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
     with pytest.raises(corpora.CorpusError, match="wikitext-103-v1.zip does not match its sha256"):
-        data.load_token_corpus("wikitext-103")
+        text.load_token_corpus("wikitext-103")
     _pin(monkeypatch, "wikitext-103", archive)
-    vocab, splits = data.load_token_corpus("wikitext-103")
+    vocab, splits = text.load_token_corpus("wikitext-103")
     assert vocab.decode(splits["train"].tolist()) == ["=", "Valkyria", "=", "<eos>", "the", "game", "began", "<unk>", "<eos>"]
     assert vocab.decode(splits["test"].tolist()) == ["=", "began", "=", "<eos>"]
     assert len(vocab) == 7

@@ -7,11 +7,11 @@ import pytest
 import torch
 from conftest import REPO
 
-from lstm_nb import corpora, data, paths
+from lstm_nb import corpora, data, paths, text
 
 
 def test_ptb_word_level_counts():
-    vocab, splits = data.load_token_corpus("ptb")
+    vocab, splits = text.load_token_corpus("ptb")
     assert len(vocab) == 10_000
     assert splits["train"].numel() == 929_589  # incl. one <eos> per line
     assert (splits["valid"].numel(), splits["test"].numel()) == (73_760, 82_430)
@@ -20,14 +20,14 @@ def test_ptb_word_level_counts():
 
 
 def test_wikitext2_counts():
-    vocab, splits = data.load_token_corpus("wikitext-2")
+    vocab, splits = text.load_token_corpus("wikitext-2")
     assert len(vocab) == 33_278
     assert splits["train"].numel() == 2_088_628
     assert (splits["valid"].numel(), splits["test"].numel()) == (217_646, 245_569)
 
 
 def test_ptb_char_level():
-    vocab, _ = data.load_token_corpus("ptb-char")
+    vocab, _ = text.load_token_corpus("ptb-char")
     assert len(vocab) == 50  # 48 symbols + "_" (space) + <eos>
     assert "_" in vocab.stoi and "<eos>" in vocab.stoi
 
@@ -36,20 +36,20 @@ def test_brown_through_nltk_500_files_and_instances():
     import nltk
     from nltk.corpus.reader import CategorizedTaggedCorpusReader
 
-    data.brown_text()  # puts the corpus on nltk's path
+    text.brown_text()  # puts the corpus on nltk's path
     reader = CategorizedTaggedCorpusReader(nltk.data.find("corpora/brown"), r"c[a-z]\d\d", cat_file="cats.txt")
     assert len(reader.fileids()) == 500
 
-    vocab, splits = data.load_brown_instances(instance_length=500)
+    vocab, splits = text.load_brown_instances(instance_length=500)
     n_train, n_valid = splits["train"].shape[0], splits["valid"].shape[0]
     assert splits["train"].shape[1] == 501
     assert abs(n_valid / (n_train + n_valid) - 0.1) < 0.001
-    text = "".join(vocab.decode(splits["train"][0].tolist()))
-    assert text == text.lower()
+    first = "".join(vocab.decode(splits["train"][0].tolist()))
+    assert first == first.lower()
     # fixed seed: the same split every time; another seed gives another split
-    again = data.load_brown_instances(instance_length=500)[1]
+    again = text.load_brown_instances(instance_length=500)[1]
     assert torch.equal(again["valid"], splits["valid"])
-    other = data.load_brown_instances(instance_length=500, seed=1)[1]
+    other = text.load_brown_instances(instance_length=500, seed=1)[1]
     assert not torch.equal(other["valid"], splits["valid"])
     # the vocabulary comes from the training instances only
     assert set(splits["train"].unique().tolist()) <= set(range(len(vocab) - 1))
@@ -67,7 +67,7 @@ def test_wrong_checksum_is_refused(data_root, tmp_path, monkeypatch, home):
         f.write("one extra line\n")
     monkeypatch.setenv(corpora.DATA_ENV, str(tmp_path / "corpora"))
     with pytest.raises(corpora.CorpusError, match="does not match its sha256"):
-        data.load_token_corpus("ptb")
+        text.load_token_corpus("ptb")
 
 
 def test_brown_checksum_covers_every_file(data_root, tmp_path, monkeypatch, home):
@@ -143,7 +143,7 @@ def test_batchify_makes_parallel_streams():
 
 
 def test_stream_batches_cover_every_token_once():
-    vocab = data.Vocabulary(map(str, range(100)))
+    vocab = text.Vocabulary(map(str, range(100)))
     splits = {"train": torch.arange(100), "valid": torch.arange(50)}
     batches = data.StreamBatches(splits, vocab, batch_size=4, bptt=7, eval_batch_size=2)
     inputs, targets = zip(*batches.batches("train"))
@@ -154,7 +154,7 @@ def test_stream_batches_cover_every_token_once():
 
 
 def test_instance_batches_shuffle_by_epoch_deterministically():
-    vocab = data.Vocabulary(map(str, range(10)))
+    vocab = text.Vocabulary(map(str, range(10)))
     instances = {"train": torch.arange(60).view(10, 6), "valid": torch.arange(12).view(2, 6)}
     batches = data.InstanceBatches(instances, vocab, batch_size=4, seed=3)
     first = [x for x, _ in batches.batches("train", epoch=1)]

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from lstm_nb import dyneval, models
-from lstm_nb.data import StreamBatches, Vocabulary
+from lstm_nb.data import StreamBatches
 from lstm_nb.loop import evaluate, train_epoch
+from lstm_nb.text import Vocabulary
 
 V = 20
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lstm_nb import loop, mc_dropout, models, results, train
-from lstm_nb.data import StreamBatches, Vocabulary
+from lstm_nb.data import StreamBatches
+from lstm_nb.text import Vocabulary
 
 V = 30
 
