@@ -72,8 +72,6 @@ def averaged_weights(model, optimizer):
                 p.copy_(weight)
 
 
-
-
 class ActivationRegularization(Callback):
     """AR and TAR (`activation_regularization`) added to every training window's gradient; the
     reported training loss stays the task's own."""
