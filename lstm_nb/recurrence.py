@@ -24,10 +24,14 @@ import torch
 from . import gemm
 
 
-def lstm_pointwise(z, c_prev):
-    """nn.LSTM's gate math on pre-activations z = [i, f, g, o] (B×4H)."""
+def lstm_pointwise(z, c_prev, cap_input_gate=False):
+    """nn.LSTM's gate math on pre-activations z = [i, f, g, o] (B×4H); the input gate capped at 1 − f
+    with `cap_input_gate`."""
     i, f, g, o = z.chunk(4, 1)
-    c = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
+    i, f = torch.sigmoid(i), torch.sigmoid(f)
+    if cap_input_gate:
+        i = torch.minimum(i, 1 - f)
+    c = f * c_prev + i * torch.tanh(g)
     h = torch.sigmoid(o) * torch.tanh(c)
     return h, c
 
@@ -93,7 +97,7 @@ def lstm_backward_factors(acts, tcs):
 
 class _LSTMFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, xw, h0, c0, w_hh, h_mask=None):
+    def forward(ctx, xw, h0, c0, w_hh, h_mask=None, cap_input_gate=False):
         T, B, G = xw.shape
         H = G // 4
         w_t = gemm.Reused(w_hh.t(), B)
@@ -105,7 +109,8 @@ class _LSTMFunction(torch.autograd.Function):
         cs[0] = c0
         for xw_t, a, h_prev, h, c_prev, c, tc in zip(*step_views(xw, acts, hs[:T], hs[1:], cs[:T], cs[1:], tcs)):
             w_t.addmm(xw_t, h_prev if h_mask is None else h_prev * h_mask, out=a)
-            lstm_step_forward(a, c_prev, c, tc, h)
+            lstm_step_forward(a, c_prev, c, tc, h, cap_input_gate)
+        ctx.cap_input_gate = cap_input_gate
         ctx.save_for_backward(acts, hs, cs, tcs, w_hh, h_mask)
         return hs[1:], hs[T].clone(), cs[T].clone()
 
@@ -120,28 +125,29 @@ class _LSTMFunction(torch.autograd.Function):
         w = gemm.Reused(w_hh, dh.shape[0])
         steps = zip(*step_views(d_out, acts, *lstm_backward_factors(acts, tcs), cs, tcs, dz))
         for d_out_t, a, d_act, dh_dc, c_prev, tc, dz_t in reversed(list(steps)):
-            dc = lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh + d_out_t, dc, dz_t)
+            dc = lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh + d_out_t, dc, dz_t, ctx.cap_input_gate)
             dh = w.mm(dz_t) if h_mask is None else w.mm(dz_t) * h_mask
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
         d_w_hh = weight_gradient(dz, h_in)
-        return dz, dh, dc, d_w_hh, None
+        return dz, dh, dc, d_w_hh, None, None
 
 
-def lstm_recurrence(xw, h0, c0, w_hh, engine="fused", h_mask=None):
+def lstm_recurrence(xw, h0, c0, w_hh, engine="fused", h_mask=None, cap_input_gate=False):
     """Run the standard LSTM over precomputed input projections.
 
     xw: (T, B, 4H) = x W_ihᵀ + b_ih + b_hh; h0, c0: (B, H); w_hh: (4H, H); h_mask: optional (B, H)
-    multiplying h_{t-1} where it feeds the gates (Gal & Ghahramani's recurrent dropout mask).
-    Returns outputs (T, B, H) and the final (h, c).
+    multiplying h_{t-1} where it feeds the gates (Gal & Ghahramani's recurrent dropout mask);
+    `cap_input_gate`: c_t = f ⊙ c_{t-1} + min(i, 1 − f) ⊙ g (Melis et al.'s LSTM, the Mogrifier's
+    baseline). Returns outputs (T, B, H) and the final (h, c).
     """
     if engine == "fused":
-        out, h, c = _LSTMFunction.apply(xw, h0, c0, w_hh, h_mask)
+        out, h, c = _LSTMFunction.apply(xw, h0, c0, w_hh, h_mask, cap_input_gate)
         return out, (h, c)
     check_engine(engine)
     h, c, outs = h0, c0, []
     for xw_t in xw.unbind(0):
         h_in = h if h_mask is None else h * h_mask
-        h, c = lstm_pointwise(xw_t + h_in @ w_hh.t(), c)
+        h, c = lstm_pointwise(xw_t + h_in @ w_hh.t(), c, cap_input_gate)
         outs.append(h)
     return torch.stack(outs), (h, c)
 

@@ -122,10 +122,9 @@ def mogrifier_by_hand(P, x, h, c, r, rank, h_mask=None):
     return torch.stack(outs)
 
 
-@pytest.mark.parametrize("rank", [None, 2])
-def test_mogrifier_equals_a_direct_loop_over_the_equations(rank):
+@pytest.mark.parametrize("r,rank", [(5, None), (5, 2), (0, None)])  # 0 rounds: the LSTM's own loop, capped
+def test_mogrifier_equals_a_direct_loop_over_the_equations(r, rank):
     torch.manual_seed(0)
-    r = 5
     mog = build("mogrifier", rounds=r, rank=rank, cap_input_gate=True)
     for p in mog.parameters():  # non-trivial values everywhere, biases included
         nn.init.normal_(p, std=0.5)
@@ -157,6 +156,7 @@ def test_mogrifier_state_dropout_is_one_mask_per_sequence_on_h_before_the_rounds
     ("mogrifier", {"rounds": 4, "rank": 2, "mogrifier_bias": False, "bias": False}),
     ("mogrifier", {"rounds": 1, "rank": None, "forget_bias": 1.0}),
     ("mogrifier", {"rounds": 0, "rank": None, "cap_input_gate": True}),
+    ("mogrifier", {"rounds": 0, "rank": None, "cap_input_gate": True, "state_dropout": 0.3}),
     ("mogrifier_shared_qr", {"rounds": 5}),
 ])
 def test_mogrifier_hand_written_backward_matches_autograd(name, options):

@@ -7,7 +7,7 @@ from x^{-1} = x, h^0 = h_{t-1}:
     even i:  h^i = 2σ(R^i x^{i-1} + b^i) ⊙ h^{i-2}        R^i ∈ R^{n×m}
 
 The LSTM then reads the last x and h in place of x_t and h_{t-1}; c is not modulated and the state
-carried on is the LSTM's new h. r = 0 is the plain LSTM. The factor 2 keeps each round near the
+carried on is the LSTM's new h. r = 0 is the plain LSTM (run by the LSTM's own loop). The factor 2 keeps each round near the
 identity at initialisation (σ(0) = ½). As in the official code (deepmind/lamb): every round has its
 own Q^i / R^i and a bias b^i (init 0); `rank=k` factorises each map as (k × in) then (out × k).
 
@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import gemm
-from ..recurrence import check_engine, lstm_backward_factors, lstm_step_backward, lstm_step_forward, step_views
+from ..recurrence import (
+    check_engine,
+    lstm_backward_factors,
+    lstm_recurrence,
+    lstm_step_backward,
+    lstm_step_forward,
+    step_views,
+)
 from .base import RecurrentLayers, lstm_gates, set_forget_bias
 from .dropout import dropout_mask
 
@@ -229,6 +236,11 @@ class MogrifierLSTM(RecurrentLayers):
         h_mask = None
         if self.training and self.state_dropout:
             h_mask = dropout_mask((x.shape[1], self.hidden_size), self.state_dropout, x)
+        if self.engine == "fused" and not maps:
+            # No rounds: the gates read x itself, so x W_ihᵀ is one product over all steps before the
+            # loop, and the LSTM's own loop runs (with the cap and the state-dropout mask).
+            xw = gemm.linear(x, w_ih, bias)
+            return lstm_recurrence(xw, h0, c0, w_hh, "fused", h_mask, self.cap_input_gate)
         if self.engine == "fused":
             layout = tuple((len(ws), b is not None) for ws, b in maps)
             flat = [p for ws, b in maps for p in (*ws, *([] if b is None else [b]))]
