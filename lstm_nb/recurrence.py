@@ -205,7 +205,7 @@ class _StepFunction(torch.autograd.Function):
     """Any pointwise step; backward = local autograd per step + one batched GEMM for dW_hh."""
 
     @staticmethod
-    def forward(ctx, step, xw, h0, c0, w_hh, h_mask, extras, *params):
+    def forward(ctx, step, xw, h0, c0, w_hh, h_mask, extras, jacobian, *params):
         w_t = gemm.Reused(w_hh.t(), h0.shape[0])
         h, c, hs, cs, hws = h0, c0, [h0], [c0], torch.empty_like(xw)
         for t, (xw_t, hw) in enumerate(zip(*step_views(xw, hws))):
@@ -214,7 +214,7 @@ class _StepFunction(torch.autograd.Function):
             hs.append(h)
             cs.append(c)
         hs, cs = torch.stack(hs), torch.stack(cs)
-        ctx.step, ctx.extras = step, extras
+        ctx.step, ctx.extras, ctx.jacobian = step, extras, jacobian
         ctx.save_for_backward(xw, hs, cs, hws, w_hh, h_mask, *params)
         return hs[1:], h.clone(), c.clone()
 
@@ -245,7 +245,7 @@ class _StepFunction(torch.autograd.Function):
             dc = g_c
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
         d_w_hh = weight_gradient(d_hw, h_in)
-        return (None, d_xw, dh, dc, d_w_hh, None, None, *d_params)
+        return (None, d_xw, dh, dc, d_w_hh, None, None, None, *d_params)
 
 
 class _SeparableStepFunction(_StepFunction):
@@ -253,7 +253,7 @@ class _SeparableStepFunction(_StepFunction):
     unit j (in any gate block) influences only unit j of (h, c): the LSTM family's gates, masks and
     zoneout; not LayerNorm or cumax. Its Jacobian is then diagonal per unit, so two autograd calls over
     all T·B rows at once give every ∂h_j/∂· and ∂c_j/∂·, and the loop backward is a few elementwise
-    products plus dZ_t W_hh."""
+    products plus dZ_t W_hh. A cell may give those derivatives itself (`jacobian`, see `recurrence`)."""
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
@@ -261,11 +261,14 @@ class _SeparableStepFunction(_StepFunction):
         T, B, G = xw.shape
         H = hs.shape[-1]
         rows = [v.reshape(T * B, v.shape[-1]).detach().requires_grad_() for v in (hws, hs[:T], cs[:T])]
-        extras = [e.reshape(T * B, e.shape[-1]) for e in ctx.extras]
-        with torch.enable_grad():
-            h, c = ctx.step(xw.reshape(T * B, G), *rows, *extras)
-            jh = torch.autograd.grad(h, rows, torch.ones_like(h), retain_graph=True, allow_unused=True)
-            jc = torch.autograd.grad(c, rows, torch.ones_like(c), allow_unused=True)
+        if ctx.jacobian is not None:  # the cell's own derivatives: no autograd graph over all rows
+            jh, jc = ctx.jacobian((xw + hws).reshape(T * B, G), rows[2])
+        else:
+            extras = [e.reshape(T * B, e.shape[-1]) for e in ctx.extras]
+            with torch.enable_grad():
+                h, c = ctx.step(xw.reshape(T * B, G), *rows, *extras)
+                jh = torch.autograd.grad(h, rows, torch.ones_like(h), retain_graph=True, allow_unused=True)
+                jc = torch.autograd.grad(c, rows, torch.ones_like(c), allow_unused=True)
 
         def per_unit(j, v):  # (T·B, n·H) → (T, B, n, H); unused inputs get zeros
             return (torch.zeros_like(v) if j is None else j).reshape(T, B, -1, H)
@@ -297,7 +300,7 @@ class _SeparableStepFunction(_StepFunction):
                 dh3[s].addcmul_(jh_h[s], g_h).addcmul_(jc_h[s], g_c)
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
         d_w_hh = weight_gradient(d_z, h_in)
-        return (None, d_z, dh[0], dc[0], d_w_hh, None, None)
+        return (None, d_z, dh[0], dc[0], d_w_hh, None, None, None)
 
 
 class _HandWrittenStepFunction(torch.autograd.Function):
@@ -307,7 +310,7 @@ class _HandWrittenStepFunction(torch.autograd.Function):
     neither the per-step autograd of `_StepFunction` nor the separable shortcut applies."""
 
     @staticmethod
-    def forward(ctx, kernel, xw, h0, c0, w_hh, h_mask, extras, *params):
+    def forward(ctx, kernel, xw, h0, c0, w_hh, h_mask, extras, jacobian, *params):
         T, B, G = xw.shape
         H = h0.shape[-1]
         hs, cs, hws = xw.new_empty(T + 1, B, H), xw.new_empty(T + 1, B, H), xw.new_empty(T, B, G)
@@ -348,11 +351,11 @@ class _HandWrittenStepFunction(torch.autograd.Function):
         d_params = ctx.kernel.params_backward(saved, kept, d_xw, *params) if params else []
         h_in = hs[:T] if h_mask is None else hs[:T] * h_mask
         d_w_hh = weight_gradient(d_hw, h_in)
-        return (None, d_xw, dh, dc, d_w_hh, None, None, *d_params)
+        return (None, d_xw, dh, dc, d_w_hh, None, None, None, *d_params)
 
 
 def recurrence(step, xw, h0, c0, w_hh, params=(), extras=(), h_mask=None, engine="fused", separable=False,
-               kernel=None):
+               kernel=None, jacobian=None):
     """Run `step` over time: h_t, c_t = step(xw_t, h_{t-1}' W_hhᵀ, h_{t-1}, c_{t-1}, *extras[t], *params)
     with h_{t-1}' = h_{t-1} ⊙ h_mask when a mask is given.
 
@@ -370,15 +373,20 @@ def recurrence(step, xw, h0, c0, w_hh, params=(), extras=(), h_mask=None, engine
     dc_{t-1}, kept_t)` writes d_xw_t in place (and returns it as d_hw_t when hw enters like xw); with
     params, `params_backward(saved, kept, d_xw, *params) -> d_params` runs once over all steps.
     The fused engine then uses it; `step` stays the autograd engine's reference.
+    `jacobian` (a separable step without extras that does not read h_{t-1}): `jacobian(z, c_{t-1}) ->
+    ((∂h/∂z, None, ∂h/∂c_{t-1}), (∂c/∂z, None, ∂c/∂c_{t-1}))` per unit, over all T·B rows at once, with
+    z = xw + hw: what the separable backward otherwise gets from two autograd passes.
     """
     if separable and params:
         raise ValueError("a separable step takes no params: add per-unit parameters to xw before the loop")
+    if jacobian is not None and not (separable and not extras):
+        raise ValueError("a step's own jacobian needs a separable step without extras")
     if engine == "fused":
         if kernel is not None:
             function, step = _HandWrittenStepFunction, kernel
         else:
             function = _SeparableStepFunction if separable else _StepFunction
-        out, h, c = function.apply(step, xw, h0, c0, w_hh, h_mask, tuple(extras), *params)
+        out, h, c = function.apply(step, xw, h0, c0, w_hh, h_mask, tuple(extras), jacobian, *params)
         return out, (h, c)
     check_engine(engine)
     h, c, outs = h0, c0, []

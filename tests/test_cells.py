@@ -252,6 +252,33 @@ def test_ur_gate_equals_a_hand_computation():
     torch.testing.assert_close(out[0], torch.sigmoid(z_o) * torch.tanh(c_new), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["ur_lstm", "r_lstm"])
+def test_ur_step_jacobian_equals_autograds_per_unit_derivatives(name):
+    """The derivatives the fused backward reads from `step_jacobian` against autograd through `step`:
+    unit j of (h, c) depends on unit j of each gate block only, so a backward of ones gives each one."""
+    torch.manual_seed(0)
+    layer = build(name, hidden_size=6)
+    z, c_prev = 2 * torch.randn(7, 24, **DOUBLE), torch.randn(7, 6, **DOUBLE)
+    inputs = [z.clone().requires_grad_(), torch.randn(7, 24, **DOUBLE), torch.randn(7, 6, **DOUBLE),
+              c_prev.clone().requires_grad_()]
+    h, c = layer.step(inputs[0], torch.zeros_like(z), inputs[2], inputs[3])  # hw = 0: the step reads z = xw
+    (jh_z, no_h, jh_c), (jc_z, no_c, jc_c) = layer.step_jacobian(z, c_prev)
+    assert no_h is None and no_c is None  # the step does not read h_{t-1}
+    for (j_z, j_c), out in (((jh_z, jh_c), h), ((jc_z, jc_c), c)):
+        expected_z, expected_c = torch.autograd.grad(out, [inputs[0], inputs[3]], torch.ones_like(out),
+                                                     retain_graph=True)
+        torch.testing.assert_close(j_z, expected_z, rtol=0, atol=1e-12)
+        torch.testing.assert_close(j_c, expected_c, rtol=0, atol=1e-12)
+
+
+def test_a_step_jacobian_is_refused_where_the_backward_could_not_use_it():
+    layer = build("ur_lstm")
+    xw, state = torch.randn(3, 2, 16, **DOUBLE), torch.zeros(2, 4, **DOUBLE)
+    with pytest.raises(ValueError, match="separable step without extras"):
+        recurrence(layer.step, xw, state, state, layer.weight_hh_l0, extras=[torch.ones(3, 2, 4, **DOUBLE)],
+                   separable=True, jacobian=layer.step_jacobian)
+
+
 def test_r_lstm_has_no_ugi_vector_and_forget_bias_one():
     layer = cells.build("r_lstm", 3, 4)
     assert not any("ur_bias" in n for n, _ in layer.named_parameters())
