@@ -252,15 +252,14 @@ def test_ur_gate_equals_a_hand_computation():
     torch.testing.assert_close(out[0], torch.sigmoid(z_o) * torch.tanh(c_new), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["ur_lstm", "r_lstm"])
-def test_ur_step_jacobian_equals_autograds_per_unit_derivatives(name):
+@pytest.mark.parametrize("name", ["ur_lstm", "r_lstm", "master_gate_lstm"])
+def test_step_jacobian_equals_autograds_per_unit_derivatives(name):
     """The derivatives the fused backward reads from `step_jacobian` against autograd through `step`:
     unit j of (h, c) depends on unit j of each gate block only, so a backward of ones gives each one."""
     torch.manual_seed(0)
     layer = build(name, hidden_size=6)
-    z, c_prev = 2 * torch.randn(7, 24, **DOUBLE), torch.randn(7, 6, **DOUBLE)
-    inputs = [z.clone().requires_grad_(), torch.randn(7, 24, **DOUBLE), torch.randn(7, 6, **DOUBLE),
-              c_prev.clone().requires_grad_()]
+    z, c_prev = 2 * torch.randn(7, layer.gate_rows(), **DOUBLE), torch.randn(7, 6, **DOUBLE)
+    inputs = [z.clone().requires_grad_(), None, torch.randn(7, 6, **DOUBLE), c_prev.clone().requires_grad_()]
     h, c = layer.step(inputs[0], torch.zeros_like(z), inputs[2], inputs[3])  # hw = 0: the step reads z = xw
     (jh_z, no_h, jh_c), (jc_z, no_c, jc_c) = layer.step_jacobian(z, c_prev)
     assert no_h is None and no_c is None  # the step does not read h_{t-1}
