@@ -7,8 +7,8 @@ from x^{-1} = x, h^0 = h_{t-1}:
     even i:  h^i = 2σ(R^i x^{i-1} + b^i) ⊙ h^{i-2}        R^i ∈ R^{n×m}
 
 The LSTM then reads the last x and h in place of x_t and h_{t-1}; c is not modulated and the state
-carried on is the LSTM's new h. r = 0 is the plain LSTM (run by the LSTM's own loop). The factor 2 keeps each round near the
-identity at initialisation (σ(0) = ½). As in the official code (deepmind/lamb): every round has its
+carried on is the LSTM's new h. r = 0 is the plain LSTM (run by the LSTM's own loop). The factor 2
+keeps each round near the identity at initialisation (σ(0) = ½). As in the official code (deepmind/lamb): every round has its
 own Q^i / R^i and a bias b^i (init 0); `rank=k` factorises each map as (k × in) then (out × k).
 
 Speed: x^r depends on h_{t-1}, so W_ih x cannot be computed for all steps at once as in the LSTM.
