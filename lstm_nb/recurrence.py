@@ -89,6 +89,24 @@ def lstm_step_backward(a, d_act, dh_dc, c_prev, tc, dh, dc, dz, cap_input_gate=F
     return dc * f
 
 
+def lstm_memory_derivatives(z, c_prev, g_mask=None):
+    """For the separable LSTM family's `step_jacobian`, from pre-activations z = [i, f, g, o] (…×4H):
+    the memory c̃ = σ(f) ⊙ c_prev + σ(i) ⊙ (m ⊙ tanh(g)) (m = g_mask, or 1) and its derivatives per unit:
+    ∂c̃/∂z = [m g σ'(z_i), c_prev σ'(z_f), σ(i) m tanh'(z_g), 0] (…×4H), ∂c̃/∂c_prev = σ(f); and σ(o),
+    σ'(z_o) for the read-out. Returns (∂c̃/∂z, σ(f), c̃, σ(o), σ'(z_o))."""
+    H = z.shape[-1] // 4
+    a = torch.sigmoid(z)  # the g block's σ is not used
+    i, f, _, o = a.chunk(4, -1)
+    d = a - a.square()  # σ'
+    g = torch.tanh(z[..., 2 * H:3 * H])
+    d_g = 1 - g.square()
+    if g_mask is not None:
+        g, d_g = g * g_mask, d_g * g_mask
+    jc = torch.cat([g, c_prev, i * d_g, torch.zeros_like(g)], -1)
+    jc[..., :2 * H] *= d[..., :2 * H]
+    return jc, f, torch.addcmul(f * c_prev, i, g), o, d[..., 3 * H:]
+
+
 def lstm_backward_factors(acts, tcs):
     """For every step at once (T, B, ·): the activations' derivatives and ∂h_t/∂c_t = o (1 − tanh²(c))."""
     H = tcs.shape[-1]
@@ -261,10 +279,10 @@ class _SeparableStepFunction(_StepFunction):
         T, B, G = xw.shape
         H = hs.shape[-1]
         rows = [v.reshape(T * B, v.shape[-1]).detach().requires_grad_() for v in (hws, hs[:T], cs[:T])]
+        extras = [e.reshape(T * B, e.shape[-1]) for e in ctx.extras]
         if ctx.jacobian is not None:  # the cell's own derivatives: no autograd graph over all rows
-            jh, jc = ctx.jacobian((xw + hws).reshape(T * B, G), rows[2])
+            jh, jc = ctx.jacobian((xw + hws).reshape(T * B, G), rows[2], *extras)
         else:
-            extras = [e.reshape(T * B, e.shape[-1]) for e in ctx.extras]
             with torch.enable_grad():
                 h, c = ctx.step(xw.reshape(T * B, G), *rows, *extras)
                 jh = torch.autograd.grad(h, rows, torch.ones_like(h), retain_graph=True, allow_unused=True)
@@ -373,14 +391,14 @@ def recurrence(step, xw, h0, c0, w_hh, params=(), extras=(), h_mask=None, engine
     dc_{t-1}, kept_t)` writes d_xw_t in place (and returns it as d_hw_t when hw enters like xw); with
     params, `params_backward(saved, kept, d_xw, *params) -> d_params` runs once over all steps.
     The fused engine then uses it; `step` stays the autograd engine's reference.
-    `jacobian` (a separable step without extras that does not read h_{t-1}): `jacobian(z, c_{t-1}) ->
-    ((∂h/∂z, None, ∂h/∂c_{t-1}), (∂c/∂z, None, ∂c/∂c_{t-1}))` per unit, over all T·B rows at once, with
-    z = xw + hw: what the separable backward otherwise gets from two autograd passes.
+    `jacobian` (a separable step): `jacobian(z, c_{t-1}, *extras) -> ((∂h/∂z, ∂h/∂h_{t-1}, ∂h/∂c_{t-1}),
+    (∂c/∂z, ∂c/∂h_{t-1}, ∂c/∂c_{t-1}))` per unit (None where a step does not read h_{t-1}), over all T·B
+    rows at once, with z = xw + hw: what the separable backward otherwise gets from two autograd passes.
     """
     if separable and params:
         raise ValueError("a separable step takes no params: add per-unit parameters to xw before the loop")
-    if jacobian is not None and not (separable and not extras):
-        raise ValueError("a step's own jacobian needs a separable step without extras")
+    if jacobian is not None and not separable:
+        raise ValueError("a step's own jacobian needs a separable step")
     if engine == "fused":
         if kernel is not None:
             function, step = _HandWrittenStepFunction, kernel

@@ -252,30 +252,33 @@ def test_ur_gate_equals_a_hand_computation():
     torch.testing.assert_close(out[0], torch.sigmoid(z_o) * torch.tanh(c_new), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["ur_lstm", "r_lstm", "master_gate_lstm"])
-def test_step_jacobian_equals_autograds_per_unit_derivatives(name):
+@pytest.mark.parametrize("name,masks", [
+    ("ur_lstm", 0), ("r_lstm", 0), ("master_gate_lstm", 0),
+    ("moon_lstm", 1), ("semeniuta_lstm", 1), ("zoneout_lstm", 2),  # masks: 0 or 1/(1 − p); zoneout's keeps 0 or 1
+])
+def test_step_jacobian_equals_autograds_per_unit_derivatives(name, masks):
     """The derivatives the fused backward reads from `step_jacobian` against autograd through `step`:
     unit j of (h, c) depends on unit j of each gate block only, so a backward of ones gives each one."""
     torch.manual_seed(0)
     layer = build(name, hidden_size=6)
-    z, c_prev = 2 * torch.randn(7, layer.gate_rows(), **DOUBLE), torch.randn(7, 6, **DOUBLE)
-    inputs = [z.clone().requires_grad_(), None, torch.randn(7, 6, **DOUBLE), c_prev.clone().requires_grad_()]
-    h, c = layer.step(inputs[0], torch.zeros_like(z), inputs[2], inputs[3])  # hw = 0: the step reads z = xw
-    (jh_z, no_h, jh_c), (jc_z, no_c, jc_c) = layer.step_jacobian(z, c_prev)
-    assert no_h is None and no_c is None  # the step does not read h_{t-1}
-    for (j_z, j_c), out in (((jh_z, jh_c), h), ((jc_z, jc_c), c)):
-        expected_z, expected_c = torch.autograd.grad(out, [inputs[0], inputs[3]], torch.ones_like(out),
-                                                     retain_graph=True)
-        torch.testing.assert_close(j_z, expected_z, rtol=0, atol=1e-12)
-        torch.testing.assert_close(j_c, expected_c, rtol=0, atol=1e-12)
+    z, h_prev, c_prev = 2 * torch.randn(7, layer.gate_rows(), **DOUBLE), torch.randn(7, 6, **DOUBLE), torch.randn(7, 6, **DOUBLE)
+    extras = [draws(7, 6, keep=0.5) * (1 if name == "zoneout_lstm" else 2) for _ in range(masks)]
+    inputs = [v.clone().requires_grad_() for v in (z, h_prev, c_prev)]
+    h, c = layer.step(inputs[0], torch.zeros_like(z), inputs[1], inputs[2], *extras)  # hw = 0: the step reads z = xw
+    for own, out in zip(layer.step_jacobian(z, c_prev, *extras), (h, c)):
+        expected = torch.autograd.grad(out, inputs, torch.ones_like(out), retain_graph=True, allow_unused=True)
+        for j, e in zip(own, expected):
+            if e is None:  # the step does not read it
+                assert j is None
+            else:
+                torch.testing.assert_close(torch.zeros_like(e) if j is None else j, e, rtol=0, atol=1e-12)
 
 
 def test_a_step_jacobian_is_refused_where_the_backward_could_not_use_it():
     layer = build("ur_lstm")
     xw, state = torch.randn(3, 2, 16, **DOUBLE), torch.zeros(2, 4, **DOUBLE)
-    with pytest.raises(ValueError, match="separable step without extras"):
-        recurrence(layer.step, xw, state, state, layer.weight_hh_l0, extras=[torch.ones(3, 2, 4, **DOUBLE)],
-                   separable=True, jacobian=layer.step_jacobian)
+    with pytest.raises(ValueError, match="needs a separable step"):
+        recurrence(layer.step, xw, state, state, layer.weight_hh_l0, jacobian=layer.step_jacobian)
 
 
 def test_r_lstm_has_no_ugi_vector_and_forget_bias_one():

@@ -20,7 +20,7 @@ A mask is drawn once per forward call: in a language model, once per BPTT window
 import torch
 import torch.nn.functional as F
 
-from ..recurrence import lstm_pointwise, lstm_recurrence, recurrence
+from ..recurrence import lstm_memory_derivatives, lstm_pointwise, lstm_recurrence, recurrence
 from .base import PointwiseLayers, lstm_gates
 from .lstm import LSTM
 
@@ -178,7 +178,21 @@ class MaskedLSTM(PointwiseLayers):
         masks = self.masks(k, x)
         if not masks:
             return lstm_recurrence(xw, h0, c0, w_hh, self.engine)
-        return recurrence(self.step, xw, h0, c0, w_hh, extras=masks, engine=self.engine, separable=self.separable)
+        return recurrence(self.step, xw, h0, c0, w_hh, extras=masks, engine=self.engine, separable=self.separable,
+                          jacobian=self.step_jacobian)
+
+
+def read_out_jacobian(jc, jc_c, c, o, d_o, scale=None):
+    """∂h/∂z and ∂h/∂c_prev of h = s ⊙ σ(o) ⊙ tanh(c) (s = scale, or 1), from c's own derivatives jc
+    (…×4H, o block 0) and jc_c: ∂h/∂· = s σ(o) (1 − tanh²(c)) ∂c/∂·, and ∂h/∂z_o = s tanh(c) σ'(z_o)."""
+    tc = torch.tanh(c)
+    dh_dc = o * (1 - tc.square())
+    jh_o = tc * d_o
+    if scale is not None:
+        dh_dc, jh_o = dh_dc * scale, jh_o * scale
+    jh = jc * dh_dc.repeat(1, 4)
+    jh[..., 3 * c.shape[-1]:] = jh_o
+    return jh, dh_dc * jc_c
 
 
 class OneMaskLSTM(MaskedLSTM):
@@ -215,6 +229,15 @@ class MoonLSTM(OneMaskLSTM):
         c = (mask != 0) * (f * c + i * g)  # k ∈ {0, 1} on the carried memory
         return mask * o * torch.tanh(c), c  # k / (1 − p) on its read-out
 
+    def step_jacobian(self, z, c_prev, mask):
+        """`step`'s derivatives per unit for the fused backward: the LSTM's, times k (memory) and the
+        mask (read-out)."""
+        keep = (mask != 0).to(z.dtype)
+        jc, f, c_new, o, d_o = lstm_memory_derivatives(z, c_prev)
+        jc, jc_c = jc * keep.repeat(1, 4), keep * f
+        jh, jh_c = read_out_jacobian(jc, jc_c, keep * c_new, o, d_o, mask)
+        return (jh, None, jh_c), (jc, None, jc_c)
+
 
 class SemeniutaLSTM(OneMaskLSTM):
     """Recurrent dropout without memory loss (Semeniuta et al. 2016): dropout on the candidate g only,
@@ -226,6 +249,12 @@ class SemeniutaLSTM(OneMaskLSTM):
         i, f, g, o = lstm_gates(xw + hw)
         c = f * c + i * (mask * g)
         return o * torch.tanh(c), c
+
+    def step_jacobian(self, z, c_prev, mask):
+        """`step`'s derivatives per unit for the fused backward: the LSTM's, the candidate masked."""
+        jc, f, c, o, d_o = lstm_memory_derivatives(z, c_prev, mask)
+        jh, jh_c = read_out_jacobian(jc, f, c, o, d_o)
+        return (jh, None, jh_c), (jc, None, f)
 
 
 class ZoneoutLSTM(MaskedLSTM):
@@ -251,3 +280,11 @@ class ZoneoutLSTM(MaskedLSTM):
         h_new = o * torch.tanh(c_new)
         # keep ⊙ previous + (1 − keep) ⊙ new, each as one lerp
         return torch.lerp(h_new, h, keep_h), torch.lerp(c_new, c, keep_c)
+
+    def step_jacobian(self, z, c_prev, keep_c, keep_h):
+        """`step`'s derivatives per unit for the fused backward: the LSTM's (h_new reads c_new), times
+        1 − keep; the kept previous values add ∂c/∂c_prev += keep_c and ∂h/∂h_prev = keep_h."""
+        jc_new, f, c_new, o, d_o = lstm_memory_derivatives(z, c_prev)
+        jh, jh_c = read_out_jacobian(jc_new, f, c_new, o, d_o, 1 - keep_h)
+        jc = jc_new * (1 - keep_c).repeat(1, 4)
+        return (jh, keep_h, jh_c), (jc, None, torch.addcmul(keep_c, 1 - keep_c, f))
