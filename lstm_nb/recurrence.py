@@ -107,6 +107,21 @@ def lstm_memory_derivatives(z, c_prev, g_mask=None):
     return jc, f, torch.addcmul(f * c_prev, i, g), o, d[..., 3 * H:]
 
 
+def read_out_jacobian(jc, jc_c, c, o, d_o, scale=None):
+    """For a separable step's `step_jacobian`: ∂h/∂z and ∂h/∂c_prev of h = s ⊙ σ(o) ⊙ tanh(c) (s = scale,
+    or 1), from c's own derivatives jc (…×n·H, its o block, the 4th, 0) and jc_c = ∂c/∂c_prev:
+    ∂h/∂· = s σ(o) (1 − tanh²(c)) ∂c/∂·, and ∂h/∂z_o = s tanh(c) σ'(z_o)."""
+    H = c.shape[-1]
+    tc = torch.tanh(c)
+    dh_dc = o * (1 - tc.square())
+    jh_o = tc * d_o
+    if scale is not None:
+        dh_dc, jh_o = dh_dc * scale, jh_o * scale
+    jh = jc * dh_dc.repeat(1, jc.shape[-1] // H)
+    jh[..., 3 * H:4 * H] = jh_o
+    return jh, dh_dc * jc_c
+
+
 def lstm_backward_factors(acts, tcs):
     """For every step at once (T, B, ·): the activations' derivatives and ∂h_t/∂c_t = o (1 − tanh²(c))."""
     H = tcs.shape[-1]

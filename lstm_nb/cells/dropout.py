@@ -20,7 +20,7 @@ A mask is drawn once per forward call: in a language model, once per BPTT window
 import torch
 import torch.nn.functional as F
 
-from ..recurrence import lstm_memory_derivatives, lstm_pointwise, lstm_recurrence, recurrence
+from ..recurrence import lstm_memory_derivatives, lstm_pointwise, lstm_recurrence, read_out_jacobian, recurrence
 from .base import PointwiseLayers, lstm_gates
 from .lstm import LSTM
 
@@ -181,18 +181,6 @@ class MaskedLSTM(PointwiseLayers):
         return recurrence(self.step, xw, h0, c0, w_hh, extras=masks, engine=self.engine, separable=self.separable,
                           jacobian=self.step_jacobian)
 
-
-def read_out_jacobian(jc, jc_c, c, o, d_o, scale=None):
-    """∂h/∂z and ∂h/∂c_prev of h = s ⊙ σ(o) ⊙ tanh(c) (s = scale, or 1), from c's own derivatives jc
-    (…×4H, o block 0) and jc_c: ∂h/∂· = s σ(o) (1 − tanh²(c)) ∂c/∂·, and ∂h/∂z_o = s tanh(c) σ'(z_o)."""
-    tc = torch.tanh(c)
-    dh_dc = o * (1 - tc.square())
-    jh_o = tc * d_o
-    if scale is not None:
-        dh_dc, jh_o = dh_dc * scale, jh_o * scale
-    jh = jc * dh_dc.repeat(1, 4)
-    jh[..., 3 * c.shape[-1]:] = jh_o
-    return jh, dh_dc * jc_c
 
 
 class OneMaskLSTM(MaskedLSTM):

@@ -10,7 +10,7 @@ Ablation names (first letter: the main gate's initialisation/activation; second:
 import torch
 import torch.nn.functional as F
 
-from ..recurrence import lstm_activations_, lstm_backward_factors
+from ..recurrence import lstm_activations_, lstm_backward_factors, read_out_jacobian
 from .base import PointwiseLayers, set_forget_bias
 from .lstm import LSTM
 
@@ -133,17 +133,13 @@ class URLSTM(PointwiseLayers):
         u = torch.tanh(z[..., 2 * H:3 * H])
         one_minus_f = 1 - f
         g = f * torch.addcmul(f, r, one_minus_f, value=2)
-        c = torch.lerp(u, c_prev, g)
-        tc = torch.tanh(c)
         dc_dg = c_prev - u
         sigmoid_derivative = a - a.square()
         jc_z = torch.cat([dc_dg * 2 * f * one_minus_f, dc_dg * (2 * f + 2 * r * (1 - 2 * f)),
                           (1 - g) * (1 - u.square()), torch.zeros_like(u)], -1)
         jc_z[..., :2 * H] *= sigmoid_derivative[..., :2 * H]
-        dh_dc = o * (1 - tc.square())
-        jh_z = jc_z * dh_dc.repeat(1, 4)
-        jh_z[..., 3 * H:] = tc * sigmoid_derivative[..., 3 * H:]
-        return (jh_z, None, dh_dc * g), (jc_z, None, g)
+        jh_z, jh_c = read_out_jacobian(jc_z, g, torch.lerp(u, c_prev, g), o, sigmoid_derivative[..., 3 * H:])
+        return (jh_z, None, jh_c), (jc_z, None, g)
 
 
 class RLSTM(URLSTM):
@@ -297,17 +293,15 @@ class MasterGateLSTM(PointwiseLayers):
         master_i = 1 - s_i
         omega = master_f * master_i
         f_hat, i_hat = torch.addcmul(master_f - omega, f, omega), torch.addcmul(master_i - omega, i, omega)
-        tc = torch.tanh(f_hat * c_prev + i_hat * g)
         sigmoid_derivative = a - a.square()
         jc_z = torch.cat([g * omega, c_prev * omega, i_hat * (1 - g.square()), torch.zeros_like(g),
                           c_prev * (1 - master_i * (1 - f)) - g * master_i * (1 - i),
                           c_prev * master_f * (1 - f) - g * (1 - master_f * (1 - i))], -1)
         jc_z[..., :2 * H] *= sigmoid_derivative[..., :2 * H]
         jc_z[..., 4 * H:] *= sigmoid_derivative[..., 4 * H:]
-        dh_dc = o * (1 - tc.square())
-        jh_z = jc_z * dh_dc.repeat(1, 6)
-        jh_z[..., 3 * H:4 * H] = tc * sigmoid_derivative[..., 3 * H:4 * H]
-        return (jh_z, None, dh_dc * f_hat), (jc_z, None, f_hat)
+        jh_z, jh_c = read_out_jacobian(jc_z, f_hat, f_hat * c_prev + i_hat * g, o,
+                                       sigmoid_derivative[..., 3 * H:4 * H])
+        return (jh_z, None, jh_c), (jc_z, None, f_hat)
 
 
 class URGRU(URLSTM):
