@@ -14,6 +14,7 @@ The rules the training loop follows (lstm_nb/train.py):
   number a single process computes.
 """
 
+import importlib
 import os
 
 import torch
@@ -32,6 +33,12 @@ def start(device_name="auto"):
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
     if use_cuda:
         torch.cuda.set_device(local_rank())
+    # torch.distributed.nn.functional takes `group.WORLD` as a default argument, evaluated on import.
+    # DistributedDataParallel imports it (through torch._dynamo) on first use; after init that binds the
+    # default group ten times over, destroy_process_group then leaves its gloo threads running, and the
+    # interpreter's exit aborts on them ("terminate called without an active exception"), a run in four
+    # on a loaded 2-core machine. Imported first, those defaults are None.
+    importlib.import_module("torch.distributed.nn")
     dist.init_process_group("nccl" if use_cuda else "gloo")
 
 

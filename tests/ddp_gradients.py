@@ -1,13 +1,14 @@
 """Run by tests/test_distributed.py under `torchrun --nproc_per_node 2`: for every registered cell, the
 gradients DistributedDataParallel gives each rank from half of a batch must equal the gradients of the
-whole batch in one process (float64). Rank 0 prints {cell: largest difference} as JSON."""
+whole batch in one process (float64). Rank 0 prints {"largest": {cell: largest difference}, "threads":
+[the names of its threads once the process group is destroyed]} as JSON."""
 
 import json
+from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
-from lstm_nb import cells
+from lstm_nb import cells, distributed
 
 
 def gradients(module, x, parameters):
@@ -21,9 +22,13 @@ def gradients(module, x, parameters):
 OPTIONS = {"chrono_lstm": {"t_max": 10}, "on_lstm": {"chunk_size": 2}}
 
 
+def thread_names():
+    return sorted((task / "comm").read_text().strip() for task in Path("/proc/self/task").iterdir())
+
+
 def main():
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
+    distributed.start("cpu")
+    rank, world = distributed.rank(), distributed.world_size()
     largest = {}
     for name in cells.available():
         torch.manual_seed(0)
@@ -36,10 +41,9 @@ def main():
         share = gradients(wrapped, mine, parameters)
         del wrapped  # its reducer goes now, while both ranks are here, not at interpreter exit
         largest[name] = max((share[k] - whole[k]).abs().max().item() for k in whole)
+    distributed.stop()
     if rank == 0:
-        print(json.dumps(largest), flush=True)
-    dist.barrier()  # neither rank tears the group down while the other still uses it
-    dist.destroy_process_group()
+        print(json.dumps({"largest": largest, "threads": thread_names()}), flush=True)
 
 
 if __name__ == "__main__":
